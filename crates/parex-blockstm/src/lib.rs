@@ -1,0 +1,81 @@
+//! Block-STM, VM-agnostic.
+//!
+//! A block is an ordered list of transactions whose result must equal running them one by one.
+//! [`execute_parallel`] runs them optimistically on many workers: each transaction reads
+//! through a multi-version memory ([`mvmemory`]) that shows it the writes of lower
+//! transactions, and a collaborative [`scheduler`] hands out execution and validation tasks so
+//! that every read is re-checked after lower transactions settle. A failed validation turns the
+//! transaction's writes into estimates and runs a new incarnation. [`execute_sequential`] is the
+//! reference, and the fallback whenever the parallel executor reports a broken invariant.
+//!
+//! The engine knows nothing of any VM: a [`BlockTask`] supplies keys, values, lazy deltas and
+//! the execution of one transaction.
+
+pub mod ideal;
+pub mod mvmemory;
+pub mod scheduler;
+mod executor;
+mod sequential;
+mod task;
+
+pub use executor::execute_parallel;
+pub use ideal::ideal_speedup;
+pub use sequential::execute_sequential;
+pub use task::{
+    BlockTask, Incarnation, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version,
+    WriteOp, WriteSet,
+};
+
+/// What an executor returns for a block.
+#[derive(Debug)]
+pub struct BlockOutput<T: BlockTask> {
+    /// One entry per transaction, in block order. The sequential executor stops after the
+    /// first `Err`; the parallel executor returns every transaction's committed outcome.
+    pub results: Vec<Result<T::Output, T::Error>>,
+    /// The final value of every key the block wrote (`None`: deleted or absent), deltas
+    /// resolved. Unordered.
+    pub state: Vec<(T::Key, Option<T::Value>)>,
+    pub stats: Stats,
+    /// Per-transaction traces, when asked for.
+    pub traces: Option<Vec<TxnTrace<T::Key>>>,
+}
+
+/// Counters of one block's execution.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub executions: u64,
+    pub reexecutions: u64,
+    pub validations: u64,
+    pub validation_aborts: u64,
+    pub blocked_reads: u64,
+    pub threads: u32,
+}
+
+/// The final read and write sets of one transaction and how long its final execution took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnTrace<K> {
+    pub reads: Vec<K>,
+    /// Keys fully written.
+    pub writes: Vec<K>,
+    /// Keys updated by a lazy delta (no read of the old value).
+    pub deltas: Vec<K>,
+    pub nanos: u64,
+}
+
+/// A failure of the executor itself, never of the block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecutionError {
+    /// An internal invariant broke (the message names it). The caller re-runs sequentially.
+    #[error("block-stm invariant violated: {0}")]
+    Invariant(String),
+    /// The pre-block store failed.
+    #[error("state store error: {0}")]
+    Storage(String),
+}
+
+/// Options shared by both executors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Options {
+    /// Record [`TxnTrace`]s.
+    pub trace: bool,
+}

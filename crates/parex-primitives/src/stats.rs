@@ -1,0 +1,18 @@
+/// Counters that say how hard the scheduler had to work for a block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecStats {
+    /// Incarnations run, first executions included.
+    pub executions: u64,
+    /// Incarnations beyond the first, summed over the block.
+    pub reexecutions: u64,
+    /// Validations that failed and aborted an incarnation.
+    pub validation_aborts: u64,
+    /// Reads that met an estimate and suspended their transaction.
+    pub blocked_reads: u64,
+    /// Validation tasks run.
+    pub validations: u64,
+    /// Why the block was re-run sequentially, if it was.
+    pub fallback_reason: Option<String>,
+    /// Worker threads the block ran on (1 for the sequential executor).
+    pub threads: u32,
+}
