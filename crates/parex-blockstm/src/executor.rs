@@ -1,0 +1,297 @@
+//! The parallel executor: workers that run the scheduler's tasks against the multi-version
+//! memory until the block is done.
+//!
+//! # Lifecycle
+//! [`execute_parallel`] creates one `Scheduler` and one `MvMemory` for the block, starts
+//! `threads - 1` scoped workers and works on the calling thread too. Each worker loops:
+//! take a task, run it, and take the follow-up task the scheduler hands back. When the scheduler
+//! is done, the executor checks the post-block invariants, snapshots the memory and returns.
+//!
+//! # Worker states
+//! ```text
+//!            next_task                     try_execute ── add_dependency ──► Idle
+//!   Idle ─────────────────► Executing ─────────┤
+//!    ▲  ▲                                      └── finish_execution ──► Validating / Idle
+//!    │  │        finish_validation (no abort)
+//!    │  └──────────────────────────── Validating ── finish_validation (abort) ──► Executing
+//!    └──── done / halt ───► Exit
+//! ```
+//!
+//! # Invariants
+//! - **I13** A worker that panics, or finds the task interface or the memory inconsistent,
+//!   records an `Invariant` error and halts every worker: a broken invariant ends as an error
+//!   value (and a sequential re-run by the caller), never as a hang or a wrong block.
+//! - **I14** The block is returned only when the scheduler is done and every transaction is
+//!   `Executed` with a recorded outcome; no estimate may remain in the final snapshot.
+//! - **I15** A read that failed voids its incarnation, whatever the task returned with it.
+//!
+//! # Memory ordering
+//! The statistics counters are `Relaxed`: they are only summed after the scoped threads join,
+//! and the join orders them. The trace's per-transaction times are written under the same
+//! happens-before as the outputs (a mutex) and read after the join.
+
+use crate::mvmemory::{MvMemory, ReadSet};
+use crate::scheduler::{Scheduler, Status, Task};
+use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version};
+use crate::{BlockOutput, ExecutionError, Options, Stats, TxnTrace};
+use parking_lot::Mutex;
+use std::num::NonZeroUsize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+/// The view of one incarnation: reads go to the multi-version memory and are recorded.
+struct MvView<'a, T: BlockTask> {
+    memory: &'a MvMemory<T>,
+    task: &'a T,
+    txn_idx: TxnIndex,
+    reads: ReadSet<T::Key>,
+    error: Option<ReadError>,
+}
+
+impl<T: BlockTask> ReadView for MvView<'_, T> {
+    type Key = T::Key;
+    type Value = T::Value;
+
+    fn read(&mut self, key: &T::Key) -> Result<ReadValue<T::Value>, ReadError> {
+        match self.memory.read(self.task, key, self.txn_idx) {
+            Ok((value, origin)) => {
+                self.reads.push((key.clone(), origin));
+                Ok(value)
+            }
+            Err(error) => {
+                self.error.get_or_insert(error.clone());
+                Err(error)
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    executions: AtomicU64,
+    validations: AtomicU64,
+    validation_aborts: AtomicU64,
+    blocked_reads: AtomicU64,
+}
+
+type TxnOutcome<T> = Result<<T as BlockTask>::Output, <T as BlockTask>::Error>;
+
+struct Block<'a, T: BlockTask> {
+    task: &'a T,
+    scheduler: Scheduler,
+    memory: MvMemory<T>,
+    outputs: Vec<Mutex<Option<TxnOutcome<T>>>>,
+    nanos: Vec<AtomicU64>,
+    trace: bool,
+    counters: Counters,
+    fatal: Mutex<Option<ExecutionError>>,
+}
+
+impl<T: BlockTask> Block<'_, T> {
+    /// I13: the first fatal error wins and stops everyone.
+    fn fail(&self, error: ExecutionError) {
+        self.fatal.lock().get_or_insert(error);
+        self.scheduler.halt();
+    }
+
+    fn work(&self) {
+        let result = catch_unwind(AssertUnwindSafe(|| self.work_loop()));
+        if let Err(panic) = result {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            // I13
+            self.fail(ExecutionError::Invariant(format!("worker panicked: {message}")));
+        }
+    }
+
+    fn work_loop(&self) {
+        let mut task: Option<Task> = None;
+        let mut idle_spins = 0u32;
+        while !self.scheduler.done() {
+            task = match task {
+                Some(Task::Execution(version)) => self.try_execute(version),
+                Some(Task::Validation(version)) => self.validate(version),
+                None => {
+                    let next = self.scheduler.next_task();
+                    if next.is_none() {
+                        // Nothing ready: other workers hold the tasks that unblock us.
+                        idle_spins += 1;
+                        if idle_spins % 64 == 0 {
+                            std::thread::yield_now();
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    } else {
+                        idle_spins = 0;
+                    }
+                    next
+                }
+            };
+        }
+    }
+
+    fn try_execute(&self, version: Version) -> Option<Task> {
+        let Version { txn_idx, incarnation } = version;
+        loop {
+            let mut view = MvView {
+                memory: &self.memory,
+                task: self.task,
+                txn_idx,
+                reads: Vec::new(),
+                error: None,
+            };
+            self.counters.executions.fetch_add(1, Relaxed);
+            let started = self.trace.then(Instant::now);
+            let outcome = self.task.execute(txn_idx, &mut view);
+            // I15: a failed read voids the incarnation.
+            if let Some(error) = view.error.take() {
+                match error {
+                    ReadError::Blocked(blocking) if blocking < txn_idx => {
+                        self.counters.blocked_reads.fetch_add(1, Relaxed);
+                        if self.scheduler.add_dependency(txn_idx, blocking) {
+                            return None;
+                        }
+                        // The blocker finished meanwhile: run again with its writes.
+                        continue;
+                    }
+                    ReadError::Blocked(blocking) => {
+                        // I13: I10 guarantees a reader only meets lower transactions.
+                        self.fail(ExecutionError::Invariant(format!(
+                            "transaction {txn_idx} blocked on estimate of higher transaction {blocking}"
+                        )));
+                        return None;
+                    }
+                    ReadError::Storage(message) => {
+                        self.fail(ExecutionError::Storage(message));
+                        return None;
+                    }
+                }
+            }
+            let (writes, outcome) = match outcome {
+                TaskOutcome::Done { writes, output } => (writes, Ok(output)),
+                TaskOutcome::Invalid(error) => (Vec::new(), Err(error)),
+                TaskOutcome::ReadFailed => {
+                    // I13
+                    self.fail(ExecutionError::Invariant(format!(
+                        "transaction {txn_idx} reported a failed read its view never saw"
+                    )));
+                    return None;
+                }
+            };
+            if let Some(started) = started {
+                self.nanos[txn_idx as usize].store(started.elapsed().as_nanos() as u64, Relaxed);
+            }
+            *self.outputs[txn_idx as usize].lock() = Some(outcome);
+            let wrote_new_location = self.memory.record(version, view.reads, writes);
+            return self.scheduler.finish_execution(txn_idx, incarnation, wrote_new_location);
+        }
+    }
+
+    fn validate(&self, version: Version) -> Option<Task> {
+        let Version { txn_idx, incarnation } = version;
+        self.counters.validations.fetch_add(1, Relaxed);
+        let valid = self.memory.validate_read_set(txn_idx);
+        let aborted = !valid && self.scheduler.try_validation_abort(txn_idx, incarnation);
+        if aborted {
+            self.counters.validation_aborts.fetch_add(1, Relaxed);
+            self.memory.convert_writes_to_estimates(txn_idx);
+        }
+        self.scheduler.finish_validation(txn_idx, aborted)
+    }
+}
+
+/// Executes the block on `threads` workers with Block-STM. The result equals
+/// [`crate::execute_sequential`]'s for every task whose `execute` is a deterministic function
+/// of the values it reads.
+pub fn execute_parallel<T: BlockTask>(
+    task: &T,
+    threads: NonZeroUsize,
+    options: Options,
+) -> Result<BlockOutput<T>, ExecutionError> {
+    let num_txns = task.len();
+    let block = Block {
+        task,
+        scheduler: Scheduler::new(num_txns),
+        memory: MvMemory::new(num_txns),
+        outputs: (0..num_txns).map(|_| Mutex::new(None)).collect(),
+        nanos: (0..if options.trace { num_txns } else { 0 }).map(|_| AtomicU64::new(0)).collect(),
+        trace: options.trace,
+        counters: Counters::default(),
+        fatal: Mutex::new(None),
+    };
+    let workers = threads.get().min(num_txns.max(1));
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(|| block.work());
+        }
+        block.work();
+    });
+    if let Some(error) = block.fatal.lock().take() {
+        return Err(error);
+    }
+
+    // I14: the post-block invariants, checked rather than assumed.
+    let mut results = Vec::with_capacity(num_txns);
+    for (txn_idx, slot) in block.outputs.into_iter().enumerate() {
+        let (_, status) = block.scheduler.status(txn_idx as TxnIndex);
+        if status != Status::Executed {
+            return Err(ExecutionError::Invariant(format!(
+                "block finished with transaction {txn_idx} in status {status:?}"
+            )));
+        }
+        match slot.into_inner() {
+            Some(outcome) => results.push(outcome),
+            None => {
+                return Err(ExecutionError::Invariant(format!(
+                    "block finished without an outcome for transaction {txn_idx}"
+                )))
+            }
+        }
+    }
+    let state = block.memory.snapshot(task, num_txns).map_err(|error| match error {
+        ReadError::Blocked(txn_idx) => ExecutionError::Invariant(format!(
+            "estimate of transaction {txn_idx} left in the final memory"
+        )),
+        ReadError::Storage(message) => ExecutionError::Storage(message),
+    })?;
+
+    let traces = options.trace.then(|| {
+        (0..num_txns as TxnIndex)
+            .map(|txn_idx| {
+                let mut trace = TxnTrace {
+                    reads: block.memory.read_set(txn_idx).iter().map(|(k, _)| k.clone()).collect(),
+                    writes: Vec::new(),
+                    deltas: Vec::new(),
+                    nanos: block.nanos[txn_idx as usize].load(Relaxed),
+                };
+                for (key, full) in block.memory.written_keys(txn_idx).iter() {
+                    if *full {
+                        trace.writes.push(key.clone());
+                    } else {
+                        trace.deltas.push(key.clone());
+                    }
+                }
+                trace
+            })
+            .collect()
+    });
+
+    let executions = block.counters.executions.load(Relaxed);
+    Ok(BlockOutput {
+        results,
+        state,
+        stats: Stats {
+            executions,
+            reexecutions: executions.saturating_sub(num_txns as u64),
+            validations: block.counters.validations.load(Relaxed),
+            validation_aborts: block.counters.validation_aborts.load(Relaxed),
+            blocked_reads: block.counters.blocked_reads.load(Relaxed),
+            threads: workers as u32,
+        },
+        traces,
+    })
+}

@@ -1,0 +1,259 @@
+//! Multi-version memory: every key's writes, one entry per transaction, with estimates.
+//!
+//! # Lifecycle
+//! One `MvMemory` lives for one block. An incarnation reads through [`MvMemory::read`] and,
+//! when it finishes, publishes its writes and read set with [`MvMemory::record`]. A failed
+//! validation turns the incarnation's writes into estimates with
+//! [`MvMemory::convert_writes_to_estimates`]; the next incarnation's `record` replaces them.
+//! After the scheduler is done, [`MvMemory::snapshot`] resolves the final value of every key.
+//!
+//! # Entry states of (key, transaction)
+//! ```text
+//!            record                 convert_writes_to_estimates
+//!   (none) ─────────► Write/Delta ───────────────────────────────► Estimate
+//!     ▲                 ▲   │                                          │
+//!     │  record (key    │   └──────────── record ──────────────────────┘
+//!     └── not written ──┘                 (next incarnation)
+//!         any more)
+//! ```
+//!
+//! # Invariants
+//! - **I8** An entry of transaction `t` carries the incarnation that wrote it; an `Estimate`
+//!   stands for the writes of an aborted incarnation until the next one records.
+//! - **I9** `record` publishes the new entries before it removes the keys the new incarnation
+//!   no longer writes, so a concurrent reader never sees fewer writes than either incarnation
+//!   made; any read it makes of a half-updated transaction is caught by validation.
+//! - **I10** A read by transaction `j` sees only entries of transactions below `j`.
+//! - **I11** Validation recomputes each read's origin (the versions it was assembled from) and
+//!   fails on any difference or on an estimate.
+//! - **I12** A lazy delta never reads the value below it; a read resolves a chain of deltas down
+//!   to the nearest full write or to pre-block state, and records every version in the chain.
+//!
+//! # Memory ordering
+//! No atomics here: the map shards and the per-transaction slots are behind locks.
+
+use crate::task::{BlockTask, ReadError, ReadValue, TxnIndex, Version, WriteOp, WriteSet};
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One transaction's entry for one key.
+#[derive(Debug, Clone)]
+enum Entry<V, D> {
+    Write { incarnation: u32, value: Option<V> },
+    Delta { incarnation: u32, delta: D },
+    Estimate,
+}
+
+/// Where a read's value came from: what validation compares (I11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOrigin {
+    /// Pre-block state; no lower transaction wrote the key.
+    Base,
+    /// The full write of one version.
+    Version(Version),
+    /// Deltas (highest first) on top of a full write (`Some`) or pre-block state (`None`).
+    Chain { deltas: SmallVec<[Version; 2]>, base: Option<Version> },
+}
+
+/// What resolving a key below some transaction found.
+enum Resolved<V, D> {
+    Estimate(TxnIndex),
+    Found {
+        origin: ReadOrigin,
+        /// The full write at the bottom of the chain; `None` with `Base`/`Chain{base: None}`.
+        value: Option<Option<V>>,
+        deltas: SmallVec<[D; 2]>,
+        writer: Option<TxnIndex>,
+    },
+}
+
+pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
+
+/// The keys one incarnation wrote, and whether each was a full write (`true`) or a delta.
+type WrittenKeys<K> = Vec<(K, bool)>;
+
+pub struct MvMemory<T: BlockTask> {
+    data: DashMap<T::Key, BTreeMap<TxnIndex, Entry<T::Value, T::Delta>>, ahash::RandomState>,
+    last_written: Vec<Mutex<Arc<WrittenKeys<T::Key>>>>,
+    last_read_set: Vec<Mutex<Arc<ReadSet<T::Key>>>>,
+}
+
+impl<T: BlockTask> MvMemory<T> {
+    pub fn new(num_txns: usize) -> Self {
+        MvMemory {
+            data: DashMap::with_hasher(ahash::RandomState::new()),
+            last_written: (0..num_txns).map(|_| Mutex::new(Arc::default())).collect(),
+            last_read_set: (0..num_txns).map(|_| Mutex::new(Arc::default())).collect(),
+        }
+    }
+
+    fn resolve(&self, key: &T::Key, txn_idx: TxnIndex) -> Resolved<T::Value, T::Delta> {
+        match self.data.get(key) {
+            Some(entries) => resolve_entries(Some(&*entries), txn_idx),
+            None => resolve_entries(None, txn_idx),
+        }
+    }
+
+    /// Reads `key` as transaction `txn_idx` sees it, falling back to pre-block state.
+    pub fn read(
+        &self,
+        task: &T,
+        key: &T::Key,
+        txn_idx: TxnIndex,
+    ) -> Result<(ReadValue<T::Value>, ReadOrigin), ReadError> {
+        let resolved = self.resolve(key, txn_idx);
+        materialize(task, key, resolved)
+    }
+
+    /// Publishes an incarnation's writes and read set. Returns true when it wrote a key that
+    /// the previous incarnation of the same transaction did not.
+    pub fn record(
+        &self,
+        version: Version,
+        read_set: ReadSet<T::Key>,
+        write_set: WriteSet<T::Key, T::Value, T::Delta>,
+    ) -> bool {
+        let Version { txn_idx, incarnation } = version;
+        let mut written: WrittenKeys<T::Key> = Vec::with_capacity(write_set.len());
+        // I8, I9: new entries first.
+        for (key, op) in write_set {
+            let (entry, full) = match op {
+                WriteOp::Write(value) => (Entry::Write { incarnation, value }, true),
+                WriteOp::Delta(delta) => (Entry::Delta { incarnation, delta }, false),
+            };
+            written.push((key.clone(), full));
+            self.data.entry(key).or_default().insert(txn_idx, entry);
+        }
+        let written = Arc::new(written);
+        let previous =
+            std::mem::replace(&mut *self.last_written[txn_idx as usize].lock(), written.clone());
+        // I9: then drop what this incarnation no longer writes.
+        let wrote_new_location = if previous.is_empty() {
+            !written.is_empty()
+        } else {
+            let previous_keys: ahash::AHashSet<&T::Key> = previous.iter().map(|(k, _)| k).collect();
+            let current_keys: ahash::AHashSet<&T::Key> = written.iter().map(|(k, _)| k).collect();
+            for key in previous_keys.difference(&current_keys) {
+                if let Some(mut entries) = self.data.get_mut(*key) {
+                    entries.remove(&txn_idx);
+                }
+            }
+            current_keys.iter().any(|k| !previous_keys.contains(k))
+        };
+        *self.last_read_set[txn_idx as usize].lock() = Arc::new(read_set);
+        wrote_new_location
+    }
+
+    /// Replaces the writes of `txn_idx`'s last incarnation with estimates (I8).
+    pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
+        let written = self.last_written[txn_idx as usize].lock().clone();
+        for (key, _) in written.iter() {
+            if let Some(mut entries) = self.data.get_mut(key) {
+                entries.insert(txn_idx, Entry::Estimate);
+            }
+        }
+    }
+
+    /// Re-checks the last recorded read set of `txn_idx` (I11).
+    pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
+        let read_set = self.last_read_set[txn_idx as usize].lock().clone();
+        read_set.iter().all(|(key, recorded)| match self.resolve(key, txn_idx) {
+            Resolved::Estimate(_) => false,
+            Resolved::Found { origin, .. } => origin == *recorded,
+        })
+    }
+
+    /// The keys written (full or delta) by the last incarnation of `txn_idx`.
+    pub fn written_keys(&self, txn_idx: TxnIndex) -> Arc<Vec<(T::Key, bool)>> {
+        self.last_written[txn_idx as usize].lock().clone()
+    }
+
+    /// The last recorded read set of `txn_idx`.
+    pub fn read_set(&self, txn_idx: TxnIndex) -> Arc<ReadSet<T::Key>> {
+        self.last_read_set[txn_idx as usize].lock().clone()
+    }
+
+    /// The final value of every written key, deltas resolved. Fails on a leftover estimate,
+    /// which would mean the block was declared done too early.
+    pub fn snapshot(
+        &self,
+        task: &T,
+        num_txns: usize,
+    ) -> Result<Vec<(T::Key, Option<T::Value>)>, ReadError> {
+        let end = num_txns as TxnIndex;
+        let mut out = Vec::with_capacity(self.data.len());
+        for item in self.data.iter() {
+            if item.value().is_empty() {
+                continue;
+            }
+            // Resolve from the entries in hand: no second lock on the same shard.
+            let resolved = resolve_entries(Some(item.value()), end);
+            let (value, _) = materialize(task, item.key(), resolved)?;
+            out.push((item.key().clone(), value.value));
+        }
+        Ok(out)
+    }
+}
+
+/// Walks `entries` below `txn_idx` down to a full write (I10, I12).
+fn resolve_entries<V: Clone, D: Clone>(
+    entries: Option<&BTreeMap<TxnIndex, Entry<V, D>>>,
+    txn_idx: TxnIndex,
+) -> Resolved<V, D> {
+    let mut deltas: SmallVec<[D; 2]> = SmallVec::new();
+    let mut delta_versions: SmallVec<[Version; 2]> = SmallVec::new();
+    let mut writer = None;
+    if let Some(entries) = entries {
+        // I10: strictly below the reader.
+        for (&idx, entry) in entries.range(..txn_idx).rev() {
+            writer.get_or_insert(idx);
+            match entry {
+                Entry::Estimate => return Resolved::Estimate(idx),
+                Entry::Delta { incarnation, delta } => {
+                    deltas.push(delta.clone());
+                    delta_versions.push(Version { txn_idx: idx, incarnation: *incarnation });
+                }
+                Entry::Write { incarnation, value } => {
+                    let version = Version { txn_idx: idx, incarnation: *incarnation };
+                    let origin = if delta_versions.is_empty() {
+                        ReadOrigin::Version(version)
+                    } else {
+                        ReadOrigin::Chain { deltas: delta_versions, base: Some(version) }
+                    };
+                    return Resolved::Found { origin, value: Some(value.clone()), deltas, writer };
+                }
+            }
+        }
+    }
+    let origin = if delta_versions.is_empty() {
+        ReadOrigin::Base
+    } else {
+        ReadOrigin::Chain { deltas: delta_versions, base: None }
+    };
+    Resolved::Found { origin, value: None, deltas, writer }
+}
+
+/// Turns a resolution into a value: pre-block state at the bottom, deltas applied upwards.
+fn materialize<T: BlockTask>(
+    task: &T,
+    key: &T::Key,
+    resolved: Resolved<T::Value, T::Delta>,
+) -> Result<(ReadValue<T::Value>, ReadOrigin), ReadError> {
+    match resolved {
+        Resolved::Estimate(blocking) => Err(ReadError::Blocked(blocking)),
+        Resolved::Found { origin, value, deltas, writer } => {
+            let mut value = match value {
+                Some(written) => written,
+                None => task.read_base(key)?,
+            };
+            // I12: deltas were collected highest first; apply them lowest first.
+            for delta in deltas.iter().rev() {
+                value = Some(T::apply_delta(key, value.as_ref(), delta));
+            }
+            Ok((ReadValue { value, writer }, origin))
+        }
+    }
+}

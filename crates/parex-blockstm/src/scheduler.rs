@@ -1,0 +1,351 @@
+//! The collaborative scheduler of Block-STM.
+//!
+//! # Lifecycle
+//! One `Scheduler` lives for one block. Workers call [`Scheduler::next_task`] in a loop and
+//! report back with [`Scheduler::finish_execution`], [`Scheduler::add_dependency`],
+//! [`Scheduler::try_validation_abort`] and [`Scheduler::finish_validation`]. Execution tasks are
+//! handed out in index order from `execution_idx`, validation tasks from `validation_idx`; both
+//! indexes only move back (to re-execute or re-validate) through `decrease_*`. When both
+//! indexes have passed the block, no task is in flight and no decrease raced the check,
+//! [`Scheduler::done`] turns true and every worker leaves. [`Scheduler::halt`] ends the block
+//! early on a fatal error.
+//!
+//! # Transaction status
+//! ```text
+//!                      try_incarnate
+//!   ReadyToExecute(i) ───────────────► Executing(i)
+//!          ▲                              │      │
+//!          │ set_ready_status             │      │ finish_execution
+//!          │ (incarnation i+1)            │      ▼
+//!          │                add_dependency│   Executed(i)
+//!          │                              ▼      │
+//!          └───────────────────────── Aborting(i) ◄┘ try_validation_abort
+//! ```
+//!
+//! # Invariants
+//! - **I1** A status changes only along the edges above, under that transaction's status lock.
+//! - **I2** Only `try_incarnate` enters `Executing`, and only from `ReadyToExecute`: at most one
+//!   worker runs a given transaction at any time.
+//! - **I3** Incarnation numbers only grow (`set_ready_status`), so a stale validation task for
+//!   incarnation `i` can never abort incarnation `i+1`.
+//! - **I4** `execution_idx` and `validation_idx` only move back through `decrease_*`, which bump
+//!   `decrease_cnt`; `check_done` declares the block done only if `decrease_cnt` did not change
+//!   across its check, both indexes are past the block and no task is active.
+//! - **I5** A transaction waits on a blocker only if the blocker is not `Executed`, checked under
+//!   the blocker's dependency lock, which `finish_execution` also takes to drain the waiters: no
+//!   wake-up is lost.
+//! - **I6** When an incarnation writes a location its previous incarnation did not, every higher
+//!   transaction is validated again (`validation_idx` moves back to it).
+//! - **I7** After a validation abort every higher transaction is validated again
+//!   (`validation_idx` moves back to the next index).
+//!
+//! # Memory ordering
+//! The counters `execution_idx`, `validation_idx`, `decrease_cnt` and `num_active_tasks` and
+//! the flag `done_marker` use `SeqCst`: the termination argument of I4 reasons about one total
+//! order of these operations, as the Block-STM paper does, and they are touched a few times per
+//! task, not per read. Status and dependency lists are under mutexes, which order everything
+//! else.
+
+use crate::task::{Incarnation, TxnIndex, Version};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+/// Where a transaction is in its lifecycle; see the diagram in the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    ReadyToExecute,
+    Executing,
+    Executed,
+    Aborting,
+}
+
+/// A unit of work for a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Execution(Version),
+    Validation(Version),
+}
+
+pub struct Scheduler {
+    num_txns: usize,
+    execution_idx: AtomicUsize,
+    validation_idx: AtomicUsize,
+    decrease_cnt: AtomicUsize,
+    num_active_tasks: AtomicUsize,
+    done_marker: AtomicBool,
+    txn_dependency: Vec<Mutex<Vec<TxnIndex>>>,
+    txn_status: Vec<Mutex<(Incarnation, Status)>>,
+}
+
+impl Scheduler {
+    pub fn new(num_txns: usize) -> Self {
+        Scheduler {
+            num_txns,
+            execution_idx: AtomicUsize::new(0),
+            validation_idx: AtomicUsize::new(0),
+            decrease_cnt: AtomicUsize::new(0),
+            num_active_tasks: AtomicUsize::new(0),
+            done_marker: AtomicBool::new(num_txns == 0),
+            txn_dependency: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
+            txn_status: (0..num_txns).map(|_| Mutex::new((0, Status::ReadyToExecute))).collect(),
+        }
+    }
+
+    pub fn done(&self) -> bool {
+        self.done_marker.load(SeqCst)
+    }
+
+    /// Stops every worker at its next `done` check, whatever state the block is in.
+    pub fn halt(&self) {
+        self.done_marker.store(true, SeqCst);
+    }
+
+    /// The status of `txn_idx` now: for the post-block invariant check.
+    pub fn status(&self, txn_idx: TxnIndex) -> (Incarnation, Status) {
+        *self.txn_status[txn_idx as usize].lock()
+    }
+
+    fn decrease_execution_idx(&self, target: usize) {
+        self.execution_idx.fetch_min(target, SeqCst);
+        self.decrease_cnt.fetch_add(1, SeqCst);
+    }
+
+    fn decrease_validation_idx(&self, target: usize) {
+        self.validation_idx.fetch_min(target, SeqCst);
+        self.decrease_cnt.fetch_add(1, SeqCst);
+    }
+
+    fn check_done(&self) {
+        // I4: read the counter first; any decrease after this point changes it.
+        let observed_cnt = self.decrease_cnt.load(SeqCst);
+        let execution_idx = self.execution_idx.load(SeqCst);
+        let validation_idx = self.validation_idx.load(SeqCst);
+        if execution_idx.min(validation_idx) >= self.num_txns
+            && self.num_active_tasks.load(SeqCst) == 0
+            && observed_cnt == self.decrease_cnt.load(SeqCst)
+        {
+            self.done_marker.store(true, SeqCst);
+        }
+    }
+
+    /// Claims `txn_idx` for execution if it is ready. The caller owns the active-task count.
+    fn try_incarnate(&self, txn_idx: usize) -> Option<Version> {
+        if txn_idx >= self.num_txns {
+            return None;
+        }
+        let mut status = self.txn_status[txn_idx].lock();
+        // I1, I2: the only way into Executing.
+        if status.1 == Status::ReadyToExecute {
+            status.1 = Status::Executing;
+            Some(Version { txn_idx: txn_idx as TxnIndex, incarnation: status.0 })
+        } else {
+            None
+        }
+    }
+
+    fn next_version_to_execute(&self) -> Option<Version> {
+        if self.execution_idx.load(SeqCst) >= self.num_txns {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, SeqCst);
+        let idx = self.execution_idx.fetch_add(1, SeqCst);
+        let version = self.try_incarnate(idx);
+        if version.is_none() {
+            self.num_active_tasks.fetch_sub(1, SeqCst);
+        }
+        version
+    }
+
+    fn next_version_to_validate(&self) -> Option<Version> {
+        if self.validation_idx.load(SeqCst) >= self.num_txns {
+            self.check_done();
+            return None;
+        }
+        self.num_active_tasks.fetch_add(1, SeqCst);
+        let idx = self.validation_idx.fetch_add(1, SeqCst);
+        if idx < self.num_txns {
+            let (incarnation, status) = *self.txn_status[idx].lock();
+            if status == Status::Executed {
+                return Some(Version { txn_idx: idx as TxnIndex, incarnation });
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, SeqCst);
+        None
+    }
+
+    /// The next task for an idle worker: validation first when it lags behind execution.
+    pub fn next_task(&self) -> Option<Task> {
+        if self.validation_idx.load(SeqCst) < self.execution_idx.load(SeqCst) {
+            self.next_version_to_validate().map(Task::Validation)
+        } else {
+            self.next_version_to_execute().map(Task::Execution)
+        }
+    }
+
+    /// Suspends `txn_idx`, which read an estimate of `blocking_txn_idx`. Returns false when the
+    /// blocker has meanwhile finished, in which case the caller re-executes at once.
+    pub fn add_dependency(&self, txn_idx: TxnIndex, blocking_txn_idx: TxnIndex) -> bool {
+        {
+            let mut dependents = self.txn_dependency[blocking_txn_idx as usize].lock();
+            // I5: checked under the blocker's dependency lock, which finish_execution takes too.
+            if self.txn_status[blocking_txn_idx as usize].lock().1 == Status::Executed {
+                return false;
+            }
+            // I1: Executing -> Aborting.
+            self.txn_status[txn_idx as usize].lock().1 = Status::Aborting;
+            dependents.push(txn_idx);
+        }
+        self.num_active_tasks.fetch_sub(1, SeqCst);
+        true
+    }
+
+    fn set_ready_status(&self, txn_idx: TxnIndex) {
+        let mut status = self.txn_status[txn_idx as usize].lock();
+        // I1, I3: Aborting -> ReadyToExecute with the next incarnation.
+        debug_assert_eq!(status.1, Status::Aborting);
+        *status = (status.0 + 1, Status::ReadyToExecute);
+    }
+
+    fn resume_dependencies(&self, dependents: Vec<TxnIndex>) {
+        let Some(min_dependent) = dependents.iter().copied().min() else { return };
+        for dependent in dependents {
+            self.set_ready_status(dependent);
+        }
+        self.decrease_execution_idx(min_dependent as usize);
+    }
+
+    /// Marks an incarnation executed, wakes its dependents and returns the validation task
+    /// of the same version when the worker can run it straight away.
+    pub fn finish_execution(
+        &self,
+        txn_idx: TxnIndex,
+        incarnation: Incarnation,
+        wrote_new_location: bool,
+    ) -> Option<Task> {
+        {
+            let mut status = self.txn_status[txn_idx as usize].lock();
+            // I1: Executing -> Executed.
+            debug_assert_eq!(*status, (incarnation, Status::Executing));
+            status.1 = Status::Executed;
+        }
+        // I5: drained under the same lock add_dependency checks under.
+        let dependents = std::mem::take(&mut *self.txn_dependency[txn_idx as usize].lock());
+        self.resume_dependencies(dependents);
+
+        if self.validation_idx.load(SeqCst) > txn_idx as usize {
+            if wrote_new_location {
+                // I6: higher transactions may have read past a location that now exists.
+                self.decrease_validation_idx(txn_idx as usize);
+            } else {
+                return Some(Task::Validation(Version { txn_idx, incarnation }));
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, SeqCst);
+        None
+    }
+
+    /// Aborts `incarnation` of `txn_idx` after a failed validation. Only the first of several
+    /// concurrent validations of the same incarnation succeeds.
+    pub fn try_validation_abort(&self, txn_idx: TxnIndex, incarnation: Incarnation) -> bool {
+        let mut status = self.txn_status[txn_idx as usize].lock();
+        // I1, I3: Executed -> Aborting, only for the incarnation that was validated.
+        if *status == (incarnation, Status::Executed) {
+            status.1 = Status::Aborting;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Ends a validation task; after an abort, returns the re-execution when it is due now.
+    pub fn finish_validation(&self, txn_idx: TxnIndex, aborted: bool) -> Option<Task> {
+        if aborted {
+            self.set_ready_status(txn_idx);
+            // I7: everything above read from the aborted incarnation.
+            self.decrease_validation_idx(txn_idx as usize + 1);
+            if self.execution_idx.load(SeqCst) > txn_idx as usize {
+                if let Some(version) = self.try_incarnate(txn_idx as usize) {
+                    // The active-task count carries over to the re-execution.
+                    return Some(Task::Execution(version));
+                }
+            }
+        }
+        self.num_active_tasks.fetch_sub(1, SeqCst);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_block_is_done_at_once() {
+        assert!(Scheduler::new(0).done());
+    }
+
+    #[test]
+    fn single_thread_walks_execute_then_validate() {
+        let s = Scheduler::new(2);
+        assert_eq!(s.next_task(), Some(Task::Execution(Version { txn_idx: 0, incarnation: 0 })));
+        // Validation of 0 is not handed back directly: validation_idx is still 0.
+        assert_eq!(s.finish_execution(0, 0, true), None);
+        assert_eq!(s.next_task(), Some(Task::Validation(Version { txn_idx: 0, incarnation: 0 })));
+        assert_eq!(s.finish_validation(0, false), None);
+        assert_eq!(s.next_task(), Some(Task::Execution(Version { txn_idx: 1, incarnation: 0 })));
+        assert_eq!(s.finish_execution(1, 0, true), None);
+        assert_eq!(s.next_task(), Some(Task::Validation(Version { txn_idx: 1, incarnation: 0 })));
+        assert_eq!(s.finish_validation(1, false), None);
+        assert_eq!(s.next_task(), None);
+        assert!(s.done());
+    }
+
+    #[test]
+    fn abort_bumps_incarnation_and_reexecutes() {
+        let s = Scheduler::new(1);
+        let Some(Task::Execution(v)) = s.next_task() else { panic!("expected execution") };
+        s.finish_execution(v.txn_idx, v.incarnation, false);
+        let Some(Task::Validation(v)) = s.next_task() else { panic!("expected validation") };
+        assert!(s.try_validation_abort(v.txn_idx, v.incarnation));
+        // A second validation of the same incarnation must not abort again (I3).
+        assert!(!s.try_validation_abort(v.txn_idx, v.incarnation));
+        assert_eq!(
+            s.finish_validation(v.txn_idx, true),
+            Some(Task::Execution(Version { txn_idx: 0, incarnation: 1 }))
+        );
+    }
+
+    /// Pulls tasks until an execution comes out (validation attempts of unexecuted
+    /// transactions come back empty and only advance `validation_idx`).
+    fn next_execution(s: &Scheduler) -> Version {
+        for _ in 0..16 {
+            if let Some(Task::Execution(v)) = s.next_task() {
+                return v;
+            }
+        }
+        panic!("no execution task handed out");
+    }
+
+    #[test]
+    fn dependency_on_executed_blocker_is_refused() {
+        let s = Scheduler::new(2);
+        let v0 = next_execution(&s);
+        let v1 = next_execution(&s);
+        s.finish_execution(v0.txn_idx, v0.incarnation, false);
+        // I5: the blocker already finished, so the reader must retry instead of waiting.
+        assert!(!s.add_dependency(v1.txn_idx, v0.txn_idx));
+    }
+
+    #[test]
+    fn dependency_wakes_on_finish() {
+        let s = Scheduler::new(2);
+        let v0 = next_execution(&s);
+        let v1 = next_execution(&s);
+        assert!(s.add_dependency(v1.txn_idx, v0.txn_idx));
+        assert_eq!(s.status(1), (0, Status::Aborting));
+        s.finish_execution(v0.txn_idx, v0.incarnation, true);
+        assert_eq!(s.status(1), (1, Status::ReadyToExecute));
+        assert_eq!(next_execution(&s), Version { txn_idx: 1, incarnation: 1 });
+    }
+}

@@ -1,0 +1,259 @@
+//! Differential tests of the parallel executor against the sequential one, on a mock VM over a
+//! small key space.
+//!
+//! The mock's write *locations* and values are functions of what it read, so a re-executed
+//! incarnation that reads different values writes different keys: this forces estimates,
+//! dependency suspensions, validation aborts and the removal of stale writes. Lazy deltas, an
+//! "invalid transaction" outcome and deletions are mixed in.
+
+use parex_blockstm::{
+    execute_parallel, execute_sequential, BlockTask, Options, ReadError, ReadView, TaskOutcome,
+    TxnIndex, WriteOp,
+};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+
+const KEYS: u8 = 6;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Read a key into the accumulator.
+    Read(u8),
+    /// Write the accumulator to a fixed key.
+    Write(u8),
+    /// Write to a key chosen by the accumulator: the location depends on what was read.
+    WriteDynamic,
+    /// Add to a key without reading it.
+    Delta(u8, u64),
+    /// Delete a key.
+    Delete(u8),
+    /// Declare the transaction invalid when the accumulator is divisible by the given number.
+    FailIfDivisible(u64),
+    /// Burn a little time, to vary interleavings.
+    Spin(u16),
+}
+
+#[derive(Debug)]
+struct MockBlock {
+    txns: Vec<Vec<Op>>,
+    /// Panic in the parallel executor when this transaction runs this incarnation-ish count.
+    panic_at: Option<TxnIndex>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl MockBlock {
+    fn new(txns: Vec<Vec<Op>>) -> Self {
+        MockBlock { txns, panic_at: None, armed: false.into() }
+    }
+}
+
+fn base_value(key: u8) -> Option<u64> {
+    // Some keys start absent, to cover deltas and reads on nothing.
+    (key % 3 != 0).then(|| key as u64 * 1000)
+}
+
+impl BlockTask for MockBlock {
+    type Key = u8;
+    type Value = u64;
+    type Delta = u64;
+    type Output = u64;
+    type Error = String;
+
+    fn len(&self) -> usize {
+        self.txns.len()
+    }
+
+    fn read_base(&self, key: &u8) -> Result<Option<u64>, ReadError> {
+        Ok(base_value(*key))
+    }
+
+    fn execute<R>(&self, txn_idx: TxnIndex, view: &mut R) -> TaskOutcome<u8, u64, u64, u64, String>
+    where
+        R: ReadView<Key = u8, Value = u64>,
+    {
+        if self.panic_at == Some(txn_idx) && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected fault in transaction {txn_idx}");
+        }
+        let mut acc: u64 = txn_idx as u64 + 1;
+        let mut writes: BTreeMap<u8, WriteOp<u64, u64>> = BTreeMap::new();
+        for op in &self.txns[txn_idx as usize] {
+            match *op {
+                Op::Read(key) => {
+                    // Read-your-writes, as a VM's journal would.
+                    let value = match writes.get(&key) {
+                        Some(WriteOp::Write(value)) => *value,
+                        Some(WriteOp::Delta(delta)) => match view.read(&key) {
+                            Ok(read) => Some(read.value.unwrap_or(0).wrapping_add(*delta)),
+                            Err(_) => return TaskOutcome::ReadFailed,
+                        },
+                        None => match view.read(&key) {
+                            Ok(read) => read.value,
+                            Err(_) => return TaskOutcome::ReadFailed,
+                        },
+                    };
+                    acc = acc.wrapping_mul(31).wrapping_add(value.unwrap_or(7));
+                }
+                Op::Write(key) => {
+                    writes.insert(key, WriteOp::Write(Some(acc)));
+                }
+                Op::WriteDynamic => {
+                    writes.insert((acc % KEYS as u64) as u8, WriteOp::Write(Some(acc ^ 0xabcd)));
+                }
+                Op::Delta(key, amount) => {
+                    let merged = match writes.remove(&key) {
+                        Some(WriteOp::Write(value)) => {
+                            WriteOp::Write(Some(value.unwrap_or(0).wrapping_add(amount)))
+                        }
+                        Some(WriteOp::Delta(delta)) => WriteOp::Delta(delta.wrapping_add(amount)),
+                        None => WriteOp::Delta(amount),
+                    };
+                    writes.insert(key, merged);
+                }
+                Op::Delete(key) => {
+                    writes.insert(key, WriteOp::Write(None));
+                }
+                Op::FailIfDivisible(divisor) => {
+                    if acc % divisor == 0 {
+                        return TaskOutcome::Invalid(format!("acc {acc} divisible by {divisor}"));
+                    }
+                }
+                Op::Spin(n) => {
+                    for i in 0..n {
+                        std::hint::black_box(i);
+                    }
+                }
+            }
+        }
+        TaskOutcome::Done { writes: writes.into_iter().collect(), output: acc }
+    }
+
+    fn apply_delta(_key: &u8, base: Option<&u64>, delta: &u64) -> u64 {
+        base.copied().unwrap_or(0).wrapping_add(*delta)
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..KEYS).prop_map(Op::Read),
+        3 => (0..KEYS).prop_map(Op::Write),
+        2 => Just(Op::WriteDynamic),
+        2 => (0..KEYS, 1..100u64).prop_map(|(k, d)| Op::Delta(k, d)),
+        1 => (0..KEYS).prop_map(Op::Delete),
+        1 => (5..40u64).prop_map(Op::FailIfDivisible),
+        1 => (0..2000u16).prop_map(Op::Spin),
+    ]
+}
+
+fn block() -> impl Strategy<Value = Vec<Vec<Op>>> {
+    prop::collection::vec(prop::collection::vec(op(), 1..7), 0..48)
+}
+
+/// The sequential run stops at the first invalid transaction; the parallel run must agree on
+/// everything up to and including it.
+fn assert_same(txns: &[Vec<Op>], threads: usize) {
+    let block = MockBlock::new(txns.to_vec());
+    let sequential = execute_sequential(&block, Options { trace: true }).expect("sequential");
+    let parallel = execute_parallel(&block, NonZeroUsize::new(threads).unwrap(), Options { trace: true })
+        .expect("parallel");
+    let first_invalid = sequential.results.iter().position(|r| r.is_err());
+    match first_invalid {
+        Some(idx) => {
+            assert_eq!(sequential.results[..=idx], parallel.results[..=idx], "threads={threads}");
+        }
+        None => {
+            assert_eq!(sequential.results, parallel.results, "threads={threads}");
+            let mut seq_state = sequential.state.clone();
+            let mut par_state = parallel.state.clone();
+            seq_state.sort();
+            par_state.sort();
+            assert_eq!(seq_state, par_state, "final state, threads={threads}");
+            // Traces hold the final read and write sets: they must agree too.
+            let seq_traces = sequential.traces.unwrap();
+            let par_traces = parallel.traces.unwrap();
+            for (s, p) in seq_traces.iter().zip(&par_traces) {
+                let mut sw = s.writes.clone();
+                let mut pw = p.writes.clone();
+                sw.sort();
+                pw.sort();
+                assert_eq!(sw, pw, "final write sets, threads={threads}");
+            }
+        }
+    }
+    assert_eq!(parallel.stats.executions, parallel.stats.reexecutions + txns.len() as u64);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn parallel_equals_sequential(txns in block()) {
+        for threads in 1..=8 {
+            assert_same(&txns, threads);
+        }
+    }
+}
+
+/// A heavily contended block, repeated: every transaction reads and writes the same two keys.
+#[test]
+fn hot_keys_repeatedly() {
+    let txns: Vec<Vec<Op>> = (0..200)
+        .map(|i| {
+            vec![
+                Op::Read(1),
+                Op::Spin((i % 7) as u16 * 100),
+                Op::Write(1),
+                Op::Delta(2, i + 1),
+                Op::WriteDynamic,
+            ]
+        })
+        .collect();
+    for _ in 0..20 {
+        for threads in [2, 4, 8] {
+            assert_same(&txns, threads);
+        }
+    }
+}
+
+#[test]
+fn contention_causes_reexecutions_that_are_counted() {
+    let txns: Vec<Vec<Op>> = (0..300).map(|_| vec![Op::Read(1), Op::Spin(500), Op::Write(1)]).collect();
+    let block = MockBlock::new(txns);
+    let mut saw_contention = false;
+    for _ in 0..10 {
+        let out = execute_parallel(&block, NonZeroUsize::new(4).unwrap(), Options::default()).unwrap();
+        saw_contention |= out.stats.reexecutions > 0 || out.stats.blocked_reads > 0;
+    }
+    assert!(saw_contention, "a fully serial block on 4 workers must meet conflicts");
+}
+
+#[test]
+fn a_worker_panic_becomes_an_invariant_error() {
+    let txns: Vec<Vec<Op>> = (0..64).map(|i| vec![Op::Read((i % 3) as u8), Op::Write(1)]).collect();
+    let mut block = MockBlock::new(txns);
+    block.panic_at = Some(17);
+    block.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+    let error = execute_parallel(&block, NonZeroUsize::new(4).unwrap(), Options::default())
+        .expect_err("the injected panic must surface as an error");
+    assert!(matches!(error, parex_blockstm::ExecutionError::Invariant(ref m) if m.contains("injected fault")), "{error}");
+}
+
+#[test]
+fn delta_chains_resolve_over_absent_and_deleted_values() {
+    // Key 0 starts absent; key 3 is deleted then credited.
+    let txns = vec![
+        vec![Op::Delta(0, 5)],
+        vec![Op::Delete(3)],
+        vec![Op::Delta(3, 9), Op::Delta(0, 1)],
+        vec![Op::Read(0), Op::Read(3), Op::Write(4)],
+    ];
+    let block = MockBlock::new(txns.clone());
+    let seq = execute_sequential(&block, Options::default()).unwrap();
+    let mut state = seq.state.clone();
+    state.sort();
+    assert!(state.contains(&(0, Some(6))));
+    assert!(state.contains(&(3, Some(9))));
+    for threads in 1..=4 {
+        assert_same(&txns, threads);
+    }
+}
