@@ -1,0 +1,131 @@
+//! Ethereum commitments over parex data, on alloy's hash builder.
+//!
+//! Storage roots are independent of each other, so [`state_root`] computes them in parallel
+//! (rayon) before folding the account trie, which must be built in key order.
+
+use alloy_consensus::{Eip658Value, Receipt as AlloyReceipt, ReceiptEnvelope, ReceiptWithBloom, TxType};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Bloom, B256};
+use alloy_trie::root::{ordered_trie_root_encoded, ordered_trie_root_with_encoder, storage_root_unhashed};
+use alloy_trie::{TrieAccount, EMPTY_ROOT_HASH};
+use parex_primitives::{keccak256, Bytes, Log, Receipt};
+use parex_state::InMemoryState;
+use rayon::prelude::*;
+
+pub use alloy_primitives::Bloom as LogsBloom;
+
+/// The root of the state trie of a complete in-memory state.
+pub fn state_root(state: &InMemoryState) -> B256 {
+    let accounts = state.accounts();
+    let mut leaves: Vec<(B256, TrieAccount)> = accounts
+        .into_par_iter()
+        .map(|(address, info, storage)| {
+            let storage_root = if storage.is_empty() {
+                EMPTY_ROOT_HASH
+            } else {
+                storage_root_unhashed(
+                    storage.into_iter().map(|(slot, value)| (B256::from(slot), value)),
+                )
+            };
+            let account = TrieAccount::new(info.nonce, info.balance, storage_root, info.code_hash);
+            (keccak256(address), account)
+        })
+        .collect();
+    leaves.par_sort_unstable_by_key(|(hashed, _)| *hashed);
+    alloy_trie::root::state_root(leaves)
+}
+
+/// The bloom filter of a set of logs.
+pub fn logs_bloom<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Bloom {
+    let mut bloom = Bloom::ZERO;
+    for log in logs {
+        bloom.accrue_log(log);
+    }
+    bloom
+}
+
+/// The bloom filter of a block: the union of its receipts' blooms.
+pub fn block_logs_bloom(receipts: &[Receipt]) -> Bloom {
+    logs_bloom(receipts.iter().flat_map(|r| r.logs.iter()))
+}
+
+fn envelope(receipt: &Receipt, post_state: Option<B256>) -> ReceiptEnvelope {
+    let inner = AlloyReceipt {
+        status: match post_state {
+            Some(root) => Eip658Value::PostState(root),
+            None => Eip658Value::Eip658(receipt.success),
+        },
+        cumulative_gas_used: receipt.cumulative_gas_used,
+        logs: receipt.logs.clone(),
+    };
+    let with_bloom = ReceiptWithBloom { logs_bloom: logs_bloom(&receipt.logs), receipt: inner };
+    match TxType::try_from(receipt.tx_type).unwrap_or(TxType::Legacy) {
+        TxType::Legacy => ReceiptEnvelope::Legacy(with_bloom),
+        TxType::Eip2930 => ReceiptEnvelope::Eip2930(with_bloom),
+        TxType::Eip1559 => ReceiptEnvelope::Eip1559(with_bloom),
+        TxType::Eip4844 => ReceiptEnvelope::Eip4844(with_bloom),
+        TxType::Eip7702 => ReceiptEnvelope::Eip7702(with_bloom),
+    }
+}
+
+/// The EIP-2718 encoding of a receipt (Byzantium and later: status, not a post-state root).
+pub fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
+    envelope(receipt, None).encoded_2718()
+}
+
+/// The receipts root of a block from Byzantium on.
+pub fn receipts_root(receipts: &[Receipt]) -> B256 {
+    let encoded: Vec<Vec<u8>> = receipts.par_iter().map(encode_receipt).collect();
+    ordered_trie_root_encoded(&encoded)
+}
+
+/// The receipts root of a pre-Byzantium block, whose receipts carry intermediate state roots.
+pub fn receipts_root_with_post_states(receipts: &[Receipt], post_states: &[B256]) -> B256 {
+    let items: Vec<(&Receipt, B256)> = receipts.iter().zip(post_states.iter().copied()).collect();
+    ordered_trie_root_with_encoder(&items, |(receipt, root), buf| {
+        envelope(receipt, Some(*root)).encode_2718(buf)
+    })
+}
+
+/// The transactions root of a block, from the raw EIP-2718 envelopes it carries.
+pub fn transactions_root(raw_transactions: &[Bytes]) -> B256 {
+    ordered_trie_root_encoded(raw_transactions)
+}
+
+/// The withdrawals root of a Shanghai-or-later block.
+pub fn withdrawals_root(withdrawals: &[alloy_eips::eip4895::Withdrawal]) -> B256 {
+    alloy_consensus::proofs::calculate_withdrawals_root(withdrawals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::{Address, U256};
+
+    #[test]
+    fn empty_state_has_the_empty_root() {
+        assert_eq!(state_root(&InMemoryState::new()), EMPTY_ROOT_HASH);
+        assert_eq!(receipts_root(&[]), EMPTY_ROOT_HASH);
+    }
+
+    #[test]
+    fn parallel_state_root_equals_the_reference() {
+        let mut state = InMemoryState::new();
+        for i in 0..200u64 {
+            let address = Address::with_last_byte(i as u8).create(i);
+            state.insert_account(address, U256::from(i * 7 + 1), i, None);
+            for slot in 0..(i % 5) {
+                state.insert_storage(address, U256::from(slot), U256::from(slot + i + 1));
+            }
+        }
+        let reference = alloy_trie::root::state_root_unhashed(state.accounts().into_iter().map(
+            |(address, info, storage)| {
+                let storage_root = storage_root_unhashed(
+                    storage.into_iter().map(|(s, v)| (B256::from(s), v)),
+                );
+                (address, TrieAccount::new(info.nonce, info.balance, storage_root, info.code_hash))
+            },
+        ));
+        assert_eq!(state_root(&state), reference);
+    }
+}
