@@ -1,6 +1,18 @@
+use crate::env::max_blob_gas_per_block;
+use crate::prepare::PreparedBlock;
+use crate::task::{AccountValue, CodeValue, EvmKey, EvmTask, EvmValue, SlotValue, STORAGE_STALE};
 use crate::BlockError;
-use parex_primitives::{Address, BlockEnv, Bytes, ExecStats, Receipt, StateChanges, B256};
-use parex_state::StateViewRef;
+use parex_blockstm::{
+    execute_parallel, execute_sequential, ideal_speedup, BlockOutput, ExecutionError, Options,
+};
+use parex_primitives::{
+    AccountChange, AccountInfo, Address, BlockEnv, Bytes, ExecStats, Fork, Receipt,
+    StateChanges, TxIndex, B256, KECCAK_EMPTY, U256,
+};
+use parex_state::{StateError, StateViewRef};
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::time::Instant;
 
 /// Which executor runs the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +78,255 @@ pub fn execute_block<S: StateViewRef>(
     state: &S,
     config: &ExecConfig,
 ) -> Result<BlockResult, BlockError> {
-    let _ = (env, raw_transactions, state, config);
-    todo!("parex-evm adapter")
+    let start = Instant::now();
+    let prepared = PreparedBlock::new(env, raw_transactions, config.threads)?;
+    let mut result = execute_prepared(&prepared, state, config)?;
+    result.elapsed_nanos = start.elapsed().as_nanos() as u64;
+    Ok(result)
+}
+
+/// Executes a block that is already decoded and recovered (see [`PreparedBlock`]).
+/// `elapsed_nanos` covers the execution and the post-checks only.
+pub fn execute_prepared<S: StateViewRef>(
+    prepared: &PreparedBlock,
+    state: &S,
+    config: &ExecConfig,
+) -> Result<BlockResult, BlockError> {
+    let start = Instant::now();
+    let env = &prepared.env;
+    let task = EvmTask::new(prepared, state);
+    let options = Options { trace: config.trace };
+    let mut fallback_reason = None;
+    let output = match config.executor {
+        ExecutorKind::Sequential => execute_sequential(&task, options),
+        ExecutorKind::Parallel => {
+            let threads = NonZeroUsize::new(config.threads).unwrap_or(NonZeroUsize::MIN);
+            match execute_parallel(&task, threads, options) {
+                Err(ExecutionError::Invariant(message)) => {
+                    fallback_reason = Some(message);
+                    execute_sequential(&task, options)
+                }
+                other => other,
+            }
+        }
+    };
+    let output = output.map_err(|e| match e {
+        ExecutionError::Storage(message) => BlockError::State(message),
+        ExecutionError::Invariant(message) => {
+            BlockError::State(format!("sequential executor invariant violated: {message}"))
+        }
+    })?;
+    let BlockOutput { mut results, state: final_state, stats, traces } = output;
+
+    // Block-order checks: the first failing transaction names the error.
+    let max_blob_gas = max_blob_gas_per_block(env.fork);
+    let mut cumulative_gas = 0u64;
+    let mut blob_gas = 0u64;
+    let mut receipts = Vec::with_capacity(prepared.txs.len());
+    let mut zero_fee_tx = false;
+    for (i, tx) in prepared.txs.iter().enumerate() {
+        let index = i as TxIndex;
+        let remaining = env.gas_limit.saturating_sub(cumulative_gas);
+        if tx.env.gas_limit > remaining {
+            return Err(BlockError::InvalidTransaction {
+                index,
+                reason: format!(
+                    "gas limit {} exceeds remaining block gas {remaining}",
+                    tx.env.gas_limit
+                ),
+            });
+        }
+        if tx.blob_gas > 0 && blob_gas.saturating_add(tx.blob_gas) > max_blob_gas {
+            return Err(BlockError::InvalidTransaction {
+                index,
+                reason: format!(
+                    "blob gas {} exceeds remaining block blob gas {}",
+                    tx.blob_gas,
+                    max_blob_gas.saturating_sub(blob_gas)
+                ),
+            });
+        }
+        let output = match results.get_mut(i) {
+            Some(Ok(output)) => output,
+            Some(Err(reason)) => {
+                return Err(BlockError::InvalidTransaction { index, reason: reason.clone() })
+            }
+            None => {
+                return Err(BlockError::State(format!(
+                    "executor returned {} results for {} transactions",
+                    results.len(),
+                    prepared.txs.len()
+                )))
+            }
+        };
+        cumulative_gas = cumulative_gas.saturating_add(output.gas_used);
+        blob_gas = blob_gas.saturating_add(tx.blob_gas);
+        zero_fee_tx |= output.fee.is_zero();
+        receipts.push(Receipt {
+            tx_type: output.tx_type,
+            success: output.success,
+            gas_used: output.gas_used,
+            cumulative_gas_used: cumulative_gas,
+            logs: std::mem::take(&mut output.logs),
+            contract_address: output.contract_address,
+        });
+    }
+
+    let mut changes = state_changes(state, final_state).map_err(|e| BlockError::State(e.0))?;
+    // EIP-161 for the beneficiary: the spec touches it with every fee, so a zero fee deletes
+    // it when it exists and is empty. Lazy fees never touch it; apply the rule once here.
+    if zero_fee_tx && env.fork >= Fork::SpuriousDragon {
+        apply_beneficiary_rule(state, env.beneficiary, &mut changes)
+            .map_err(|e| BlockError::State(e.0))?;
+    }
+
+    let trace = match (config.trace, traces) {
+        (true, Some(traces)) => Some(BlockTrace {
+            tx_nanos: traces.iter().map(|t| t.nanos).collect(),
+            ideal_speedup: ideal_speedup(&traces),
+        }),
+        _ => None,
+    };
+    let fallback = fallback_reason.is_some();
+    let stats = ExecStats {
+        executions: stats.executions,
+        reexecutions: stats.reexecutions,
+        validation_aborts: stats.validation_aborts,
+        blocked_reads: stats.blocked_reads,
+        validations: stats.validations,
+        fallback_reason,
+        threads: if fallback { 1 } else { stats.threads },
+    };
+    Ok(BlockResult {
+        receipts,
+        changes,
+        gas_used: cumulative_gas,
+        tx_hashes: prepared.tx_hashes(),
+        senders: prepared.senders.clone(),
+        stats,
+        trace,
+        elapsed_nanos: start.elapsed().as_nanos() as u64,
+    })
+}
+
+/// Groups the final key values by address into [`StateChanges`].
+fn state_changes<S: StateViewRef>(
+    state: &S,
+    final_state: Vec<(EvmKey, Option<EvmValue>)>,
+) -> Result<StateChanges, StateError> {
+    #[derive(Default)]
+    struct Pending {
+        account: Option<Option<AccountValue>>,
+        code: Option<Option<CodeValue>>,
+        storage: Vec<(U256, SlotValue)>,
+    }
+    // Sort once by address and group: cheaper than growing a tree key by key.
+    let mut final_state = final_state;
+    final_state.sort_unstable_by_key(|(key, _)| key_address(key));
+    let mut by_address: Vec<(Address, Pending)> = Vec::new();
+    for (key, value) in final_state {
+        let Some(address) = key_address(&key) else { continue };
+        if by_address.last().is_none_or(|(last, _)| *last != address) {
+            by_address.push((address, Pending::default()));
+        }
+        let Some((_, pending)) = by_address.last_mut() else { continue };
+        match (key, value) {
+            (EvmKey::Account(_), value) => {
+                pending.account = Some(match value {
+                    Some(EvmValue::Account(account)) => Some(account),
+                    _ => None,
+                });
+            }
+            (EvmKey::Code(_), value) => {
+                pending.code = Some(match value {
+                    Some(EvmValue::Code(code)) => Some(code),
+                    _ => None,
+                });
+            }
+            (EvmKey::Storage(_, slot), Some(EvmValue::Storage(value))) => {
+                pending.storage.push((slot, value));
+            }
+            (EvmKey::Storage(_, slot), _) => {
+                pending.storage.push((slot, SlotValue { value: U256::ZERO, written_by: None }));
+            }
+            (EvmKey::BlockHash(_), _) => {}
+        }
+    }
+
+    let mut changes: Vec<(Address, AccountChange)> = Vec::with_capacity(by_address.len());
+    for (address, pending) in by_address {
+        let base = if pending.account.is_none() || pending.code.is_none() {
+            state.account(&address)?
+        } else {
+            None
+        };
+        let account = match pending.account {
+            Some(account) => account,
+            None => base.map(|info| AccountValue {
+                balance: info.balance,
+                nonce: info.nonce,
+                storage_reset: None,
+            }),
+        };
+        let Some(account) = account else {
+            // Deleted (or never came to exist): storage goes with it.
+            changes.push((
+                address,
+                AccountChange { info: None, code: None, storage_cleared: true, storage: BTreeMap::new() },
+            ));
+            continue;
+        };
+        let (code_hash, code) = match &pending.code {
+            Some(Some(code)) => (code.hash, Some(code.bytecode.original_bytes())),
+            Some(None) => (KECCAK_EMPTY, Some(Bytes::new())),
+            None => (base.map_or(KECCAK_EMPTY, |info| info.code_hash), None),
+        };
+        let storage = pending
+            .storage
+            .into_iter()
+            .filter(|(_, slot)| match account.storage_reset {
+                None => true,
+                Some(STORAGE_STALE) => false,
+                Some(reset) => slot.written_by.is_some_and(|w| w >= reset),
+            })
+            .map(|(slot, value)| (slot, value.value))
+            .collect();
+        changes.push((
+            address,
+            AccountChange {
+                info: Some(AccountInfo { balance: account.balance, nonce: account.nonce, code_hash }),
+                code,
+                storage_cleared: account.storage_reset.is_some(),
+                storage,
+            },
+        ));
+    }
+    // Already sorted: the tree is bulk-built.
+    Ok(changes.into_iter().collect())
+}
+
+fn key_address(key: &EvmKey) -> Option<Address> {
+    match key {
+        EvmKey::Account(a) | EvmKey::Code(a) | EvmKey::Storage(a, _) => Some(*a),
+        EvmKey::BlockHash(_) => None,
+    }
+}
+
+/// Deletes the beneficiary if it ends the block existing and empty (see the caller).
+fn apply_beneficiary_rule<S: StateViewRef>(
+    state: &S,
+    beneficiary: Address,
+    changes: &mut StateChanges,
+) -> Result<(), StateError> {
+    let info = match changes.get(&beneficiary) {
+        Some(change) => change.info,
+        None => state.account(&beneficiary)?,
+    };
+    if info.is_some_and(|info| info.is_empty()) {
+        changes.insert(
+            beneficiary,
+            AccountChange { info: None, code: None, storage_cleared: true, storage: BTreeMap::new() },
+        );
+    }
+    Ok(())
 }
