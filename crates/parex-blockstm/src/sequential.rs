@@ -5,6 +5,7 @@
 use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, WriteOp};
 use crate::{BlockOutput, ExecutionError, Options, Stats, TxnTrace};
 use ahash::AHashMap;
+use std::collections::hash_map::Entry;
 use std::time::Instant;
 
 /// The block's writes so far: each key's current value and the last transaction that wrote it.
@@ -42,7 +43,8 @@ pub fn execute_sequential<T: BlockTask>(
     options: Options,
 ) -> Result<BlockOutput<T>, ExecutionError> {
     let num_txns = task.len();
-    let mut overlay: Overlay<T::Key, T::Value> = AHashMap::new();
+    // Sized for a few writes per transaction: growing the map mid-block rehashes everything.
+    let mut overlay: Overlay<T::Key, T::Value> = AHashMap::with_capacity(num_txns * 4);
     let mut results = Vec::with_capacity(num_txns);
     let mut traces = options.trace.then(|| Vec::with_capacity(num_txns));
 
@@ -70,27 +72,34 @@ pub fn execute_sequential<T: BlockTask>(
         match outcome {
             TaskOutcome::Done { writes, output } => {
                 for (key, op) in writes {
-                    let value = match op {
+                    match op {
                         WriteOp::Write(value) => {
                             if traces.is_some() {
                                 trace.writes.push(key.clone());
                             }
-                            value
+                            overlay.insert(key, (value, txn_idx));
                         }
                         WriteOp::Delta(delta) => {
                             if traces.is_some() {
                                 trace.deltas.push(key.clone());
                             }
-                            let current = match overlay.get(&key) {
-                                Some((value, _)) => value.clone(),
-                                None => task
-                                    .read_base(&key)
-                                    .map_err(|e| ExecutionError::Storage(e.to_string()))?,
-                            };
-                            Some(T::apply_delta(&key, current.as_ref(), &delta))
+                            // One hash for read-modify-write.
+                            match overlay.entry(key) {
+                                Entry::Occupied(mut entry) => {
+                                    let value =
+                                        T::apply_delta(entry.key(), entry.get().0.as_ref(), &delta);
+                                    *entry.get_mut() = (Some(value), txn_idx);
+                                }
+                                Entry::Vacant(entry) => {
+                                    let base = task
+                                        .read_base(entry.key())
+                                        .map_err(|e| ExecutionError::Storage(e.to_string()))?;
+                                    let value = T::apply_delta(entry.key(), base.as_ref(), &delta);
+                                    entry.insert((Some(value), txn_idx));
+                                }
+                            }
                         }
-                    };
-                    overlay.insert(key, (value, txn_idx));
+                    }
                 }
                 results.push(Ok(output));
             }

@@ -220,11 +220,21 @@ fn state_changes<S: StateViewRef>(
         code: Option<Option<CodeValue>>,
         storage: Vec<(U256, SlotValue)>,
     }
-    // Sort once by address and group: cheaper than growing a tree key by key.
-    let mut final_state = final_state;
-    final_state.sort_unstable_by_key(|(key, _)| key_address(key));
+    // Sort a small index by address, not the wide (key, value) pairs, then group.
+    // The leading 8 bytes as an integer decide almost every comparison without a byte loop.
+    let mut order: Vec<(u64, Address, u32)> = final_state
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (key, _))| {
+            key_address(key).map(|a| (u64::from_be_bytes(a.0[..8].try_into().unwrap_or_default()), a, i as u32))
+        })
+        .collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<(EvmKey, Option<EvmValue>)>> =
+        final_state.into_iter().map(Some).collect();
     let mut by_address: Vec<(Address, Pending)> = Vec::new();
-    for (key, value) in final_state {
+    for (_, _, index) in order {
+        let Some((key, value)) = slots[index as usize].take() else { continue };
         let Some(address) = key_address(&key) else { continue };
         if by_address.last().is_none_or(|(last, _)| *last != address) {
             by_address.push((address, Pending::default()));

@@ -1,0 +1,67 @@
+# parex build glue. Every target is idempotent and does nothing when its inputs are unchanged.
+#
+#   make run    set up, build, then run the default benchmark matrix
+#   make test   set up, build, then cargo tests, pytest and stubtest
+#
+# Needs python3 (>= 3.11), cargo, node and npm; fetches from PyPI, crates.io and npm only.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+PYTHON  ?= python3
+VENV    := .venv
+VPY     := $(VENV)/bin/python
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+VENV_STAMP      := $(VENV)/.parex-venv
+NODE_STAMP      := contracts/node_modules/.parex-npm
+CONTRACT_OUT    := python/parex/_contracts/Token.json python/parex/_contracts/Pair.json
+BUILD_STAMP     := $(VENV)/.parex-build
+RUST_SOURCES    := Cargo.toml $(wildcard Cargo.lock) $(shell find crates -name '*.rs' -o -name Cargo.toml 2>/dev/null)
+PY_SOURCES      := pyproject.toml $(shell find python/parex -name '*.py' -o -name '*.pyi' 2>/dev/null)
+
+.PHONY: venv contracts build run test cargo-test pytest stubtest typecheck clean
+
+venv: $(VENV_STAMP)
+$(VENV_STAMP): requirements-dev.txt
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+contracts: $(CONTRACT_OUT)
+$(NODE_STAMP): contracts/package.json contracts/package-lock.json
+	cd contracts && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(CONTRACT_OUT) &: $(NODE_STAMP) contracts/build.js $(wildcard contracts/src/*.sol)
+	cd contracts && node build.js
+	@touch $(CONTRACT_OUT)
+
+# `maturin develop --release` builds with the workspace's tuned release profile and installs
+# parex (editable: python/parex plus the compiled parex/_core) into the venv.
+build: $(BUILD_STAMP)
+$(BUILD_STAMP): $(VENV_STAMP) $(CONTRACT_OUT) $(RUST_SOURCES) $(PY_SOURCES)
+	@set -o pipefail; $(VENV)/bin/maturin develop --release --quiet 2>&1 \
+		| { grep -Ev '^(Requirement already satisfied|Ignoring |Looking in )' || true; }
+	@touch $@
+
+run: build
+	$(VENV)/bin/parex bench
+
+cargo-test:
+	cargo test --workspace
+
+pytest: build
+	$(VPY) -m pytest -q
+
+stubtest: build
+	$(VPY) -m mypy.stubtest parex._core
+
+typecheck: build
+	$(VPY) -m mypy
+
+test: build cargo-test pytest stubtest typecheck
+
+clean:
+	rm -rf $(VENV) contracts/node_modules python/parex/_contracts python/parex/_core*.so

@@ -1,0 +1,354 @@
+//! `parex._core`: the Python face of parex.
+//!
+//! Thin, checked bindings. Every argument is converted (and range-checked) while the GIL is
+//! held; the block itself then runs with the GIL released, and a panic inside the engine is
+//! caught here and raised as `ParexError` instead of unwinding into the interpreter.
+
+mod convert;
+mod errors;
+mod result;
+mod state;
+
+use convert::{address_arg, b256_arg, bad, bytes_arg, transactions_arg, u256_arg, uint_arg};
+use parex_evm::{execute_block, ExecConfig, ExecutorKind};
+use parex_primitives::{Address, BlockEnv, Bytes, Fork, B256};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyMapping, PyString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+const ENV_FIELDS: [&str; 10] = [
+    "number",
+    "timestamp",
+    "beneficiary",
+    "base_fee",
+    "gas_limit",
+    "prevrandao",
+    "difficulty",
+    "excess_blob_gas",
+    "chain_id",
+    "fork",
+];
+
+/// Upper bound on worker threads: far above any machine, low enough to catch a unit mix-up.
+const MAX_THREADS: usize = 4096;
+
+fn set_env_field(env: &mut BlockEnv, key: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let name = format!("env.{key}");
+    match key {
+        "number" => env.number = uint_arg(&name, value)?,
+        "timestamp" => env.timestamp = uint_arg(&name, value)?,
+        "beneficiary" => env.beneficiary = address_arg(&name, value)?,
+        "base_fee" => env.base_fee = uint_arg(&name, value)?,
+        "gas_limit" => env.gas_limit = uint_arg(&name, value)?,
+        "prevrandao" => {
+            env.prevrandao = if value.is_instance_of::<pyo3::types::PyInt>() {
+                B256::from(u256_arg(&name, value)?)
+            } else {
+                b256_arg(&name, value)?
+            }
+        }
+        "difficulty" => env.difficulty = u256_arg(&name, value)?,
+        "excess_blob_gas" => {
+            env.excess_blob_gas = if value.is_none() {
+                None
+            } else {
+                Some(uint_arg(&name, value)?)
+            }
+        }
+        "chain_id" => env.chain_id = uint_arg(&name, value)?,
+        "fork" => {
+            let text = value
+                .cast::<PyString>()
+                .map_err(|_| bad(&name, "expected a fork name such as \"prague\""))?
+                .to_str()?
+                .to_string();
+            env.fork = text.parse::<Fork>().map_err(|e| bad(&name, e))?;
+        }
+        other => {
+            return Err(bad(
+                "env",
+                format!(
+                    "unknown field {other:?}; expected one of {}",
+                    ENV_FIELDS.join(", ")
+                ),
+            ))
+        }
+    }
+    Ok(())
+}
+
+/// A `BlockEnv` from a mapping or an object with the fields as attributes (`None` for
+/// defaults), then `overrides` on top.
+fn block_env(
+    env: Option<&Bound<'_, PyAny>>,
+    overrides: Option<&Bound<'_, PyDict>>,
+) -> PyResult<BlockEnv> {
+    let mut out = BlockEnv::default();
+    if let Some(env) = env.filter(|e| !e.is_none()) {
+        if let Ok(mapping) = env.cast::<PyMapping>() {
+            for item in mapping.items()?.iter() {
+                let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+                let key = key
+                    .cast::<PyString>()
+                    .map_err(|_| bad("env", "keys must be str"))?
+                    .to_str()?
+                    .to_string();
+                set_env_field(&mut out, &key, &value)?;
+            }
+        } else {
+            for key in ENV_FIELDS {
+                if let Some(value) = env.getattr_opt(key)? {
+                    set_env_field(&mut out, key, &value)?;
+                }
+            }
+        }
+    }
+    if let Some(overrides) = overrides {
+        for (key, value) in overrides.iter() {
+            let key: String = key.extract()?;
+            set_env_field(&mut out, &key, &value)?;
+        }
+    }
+    Ok(out)
+}
+
+fn threads_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let threads: usize = uint_arg("threads", value)?;
+    if threads == 0 {
+        return Err(bad("threads", "must be at least 1"));
+    }
+    if threads > MAX_THREADS {
+        return Err(bad("threads", format!("must be at most {MAX_THREADS}")));
+    }
+    Ok(threads)
+}
+
+/// Executes one block of raw EIP-2718 transactions against `state` (which is not modified;
+/// apply the result with `state.apply(result)`).
+#[pyfunction]
+#[pyo3(signature = (env, transactions, state, *, threads = None, sequential = false, trace = false, **fields))]
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    py: Python<'_>,
+    env: Option<&Bound<'_, PyAny>>,
+    transactions: &Bound<'_, PyAny>,
+    state: &Bound<'_, state::State>,
+    threads: Option<&Bound<'_, PyAny>>,
+    sequential: bool,
+    trace: bool,
+    fields: Option<&Bound<'_, PyDict>>,
+) -> PyResult<result::BlockResult> {
+    let env = block_env(env, fields)?;
+    let threads = match threads {
+        Some(t) => threads_arg(t)?,
+        None => 1,
+    };
+    let transactions = transactions_arg(transactions)?;
+    let pre_state = Arc::clone(&state.borrow().inner);
+    let config = ExecConfig {
+        executor: if sequential {
+            ExecutorKind::Sequential
+        } else {
+            ExecutorKind::Parallel
+        },
+        threads,
+        trace,
+    };
+    let outcome = py.detach(move || {
+        catch_unwind(AssertUnwindSafe(|| {
+            execute_block(&env, &transactions, &*pre_state, &config)
+        }))
+    });
+    match outcome {
+        Ok(Ok(result)) => Ok(result::BlockResult {
+            inner: Arc::new(result),
+        }),
+        Ok(Err(err)) => Err(errors::block_error(py, &err)),
+        Err(payload) => Err(errors::panic_error("block execution", &*payload)),
+    }
+}
+
+fn secret_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<[u8; 32]> {
+    let raw = bytes_arg(name, value)?;
+    raw.try_into().map_err(|raw: Vec<u8>| {
+        bad(
+            name,
+            format!("expected a 32-byte secret key, got {} bytes", raw.len()),
+        )
+    })
+}
+
+/// The address of a secp256k1 secret key.
+#[pyfunction]
+fn address_of<'py>(py: Python<'py>, secret: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let secret = secret_arg("secret", secret)?;
+    let address = catch_unwind(|| parex_evm::sign::address_of(&secret))
+        .map_err(|p| errors::panic_error("address_of", &*p))?
+        .map_err(|e| bad("secret", e))?;
+    Ok(convert::bytes_to_py(py, address.as_slice()).into_any())
+}
+
+/// One signing request: the EIP-2718 type and the fields.
+struct Request {
+    tx_type: u8,
+    fields: parex_evm::sign::TxRequest,
+}
+
+const REQUEST_SHAPE: &str =
+    "(nonce, to, value, input, gas_limit, max_fee, max_priority_fee[, tx_type])";
+
+fn request_arg(index: usize, value: &Bound<'_, PyAny>) -> PyResult<Request> {
+    let name = format!("requests[{index}]");
+    let items: Vec<Bound<'_, PyAny>> = value
+        .extract()
+        .map_err(|_| bad(&name, format!("expected a tuple {REQUEST_SHAPE}")))?;
+    let (fields, tx_type) = match items.as_slice() {
+        [a, b, c, d, e, f, g] => ([a, b, c, d, e, f, g], None),
+        [a, b, c, d, e, f, g, t] => ([a, b, c, d, e, f, g], Some(t)),
+        _ => {
+            return Err(bad(
+                &name,
+                format!("expected 7 or 8 items {REQUEST_SHAPE}, got {}", items.len()),
+            ))
+        }
+    };
+    let [nonce, to, amount, input, gas_limit, max_fee, max_priority_fee] = fields;
+    let tx_type: u8 = match tx_type {
+        Some(t) => uint_arg(&format!("{name}.tx_type"), t)?,
+        None => 2,
+    };
+    if tx_type > 2 {
+        return Err(bad(
+            &format!("{name}.tx_type"),
+            format!("expected 0 (legacy), 1 (EIP-2930) or 2 (EIP-1559), got {tx_type}"),
+        ));
+    }
+    let to: Option<Address> = if to.is_none() {
+        None
+    } else {
+        Some(address_arg(&format!("{name}.to"), to)?)
+    };
+    Ok(Request {
+        tx_type,
+        fields: parex_evm::sign::TxRequest {
+            nonce: uint_arg(&format!("{name}.nonce"), nonce)?,
+            to,
+            value: u256_arg(&format!("{name}.value"), amount)?,
+            input: Bytes::from(bytes_arg(&format!("{name}.input"), input)?),
+            gas_limit: uint_arg(&format!("{name}.gas_limit"), gas_limit)?,
+            max_fee_per_gas: uint_arg(&format!("{name}.max_fee"), max_fee)?,
+            max_priority_fee_per_gas: uint_arg(
+                &format!("{name}.max_priority_fee"),
+                max_priority_fee,
+            )?,
+        },
+    })
+}
+
+fn sign_one(
+    chain_id: u64,
+    secret: &[u8; 32],
+    request: &Request,
+) -> Result<Bytes, parex_evm::BlockError> {
+    use parex_evm::sign;
+    match request.tx_type {
+        0 => sign::sign_legacy(Some(chain_id), secret, &request.fields),
+        1 => sign::sign_eip2930(chain_id, secret, &request.fields, Default::default()),
+        _ => sign::sign_eip1559(chain_id, secret, &request.fields),
+    }
+}
+
+/// Signs `requests[i]` with `secrets[i]` for `chain_id`; returns the EIP-2718 envelopes.
+/// A request is `(nonce, to, value, input, gas_limit, max_fee, max_priority_fee)`, optionally
+/// followed by the transaction type: 2 (EIP-1559, the default), 1 (EIP-2930, empty access
+/// list) or 0 (legacy, EIP-155); the last two pay `max_fee` as their gas price. Runs in
+/// parallel with the GIL released.
+#[pyfunction]
+fn sign_transactions(
+    py: Python<'_>,
+    chain_id: &Bound<'_, PyAny>,
+    secrets: &Bound<'_, PyAny>,
+    requests: &Bound<'_, PyAny>,
+) -> PyResult<Vec<Py<pyo3::types::PyBytes>>> {
+    let chain_id: u64 = uint_arg("chain_id", chain_id)?;
+    let secrets: Vec<[u8; 32]> = secrets
+        .try_iter()
+        .map_err(|_| bad("secrets", "expected a list of 32-byte secret keys"))?
+        .enumerate()
+        .map(|(i, s)| secret_arg(&format!("secrets[{i}]"), &s?))
+        .collect::<PyResult<_>>()?;
+    let requests: Vec<Request> = requests
+        .try_iter()
+        .map_err(|_| bad("requests", "expected a list of request tuples"))?
+        .enumerate()
+        .map(|(i, r)| request_arg(i, &r?))
+        .collect::<PyResult<_>>()?;
+    if secrets.len() != requests.len() {
+        return Err(bad(
+            "secrets",
+            format!(
+                "got {} secrets for {} requests; expected one per request",
+                secrets.len(),
+                requests.len()
+            ),
+        ));
+    }
+    let signed = py.detach(move || {
+        use rayon::prelude::*;
+        catch_unwind(AssertUnwindSafe(|| {
+            secrets
+                .par_iter()
+                .zip(requests.par_iter())
+                .enumerate()
+                .map(|(i, (secret, request))| {
+                    sign_one(chain_id, secret, request).map_err(|e| (i, e))
+                })
+                .collect::<Result<Vec<Bytes>, _>>()
+        }))
+    });
+    match signed {
+        Ok(Ok(envelopes)) => Ok(envelopes
+            .iter()
+            .map(|e| pyo3::types::PyBytes::new(py, e).unbind())
+            .collect()),
+        Ok(Err((i, err))) => Err(bad(&format!("secrets[{i}]"), err)),
+        Err(payload) => Err(errors::panic_error("signing", &*payload)),
+    }
+}
+
+/// keccak256 of `data`.
+#[pyfunction]
+fn keccak256<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let data = bytes_arg("data", data)?;
+    Ok(convert::bytes_to_py(py, parex_primitives::keccak256(&data).as_slice()).into_any())
+}
+
+/// parex: Block-STM parallel execution of Ethereum blocks.
+#[pymodule(module = "parex")]
+mod _core {
+    use super::*;
+
+    #[pymodule_export]
+    use super::{address_of, execute, keccak256, sign_transactions};
+    #[pymodule_export]
+    use crate::errors::{
+        DecodeError, InvalidTransaction, ParexError, SignatureError, StateError, TransactionError,
+    };
+    #[pymodule_export]
+    use crate::result::{AccountChange, BlockResult, Log, Receipt};
+    #[pymodule_export]
+    use crate::state::State;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let py = m.py();
+        crate::errors::init_attributes(py)?;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add(
+            "FORKS",
+            pyo3::types::PyTuple::new(py, Fork::ALL.map(|f| f.name()))?,
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,49 @@
+"""
+parex: Block-STM parallel execution of Ethereum blocks.
+
+The engine is Rust (revm under a VM-agnostic Block-STM scheduler); this package is its
+Python front: build a :class:`State`, describe the block with a :class:`BlockEnv`, and run
+raw signed transactions through an :class:`Engine`.
+"""
+
+from ._core import (
+    FORKS,
+    AccountChange,
+    BlockResult,
+    DecodeError,
+    InvalidTransaction,
+    Log,
+    ParexError,
+    Receipt,
+    SignatureError,
+    State,
+    StateError,
+    TransactionError,
+    __version__,
+    address_of,
+    keccak256,
+    sign_transactions,
+)
+from .engine import BlockEnv, Engine, Fork
+
+__all__ = [
+    "FORKS",
+    "AccountChange",
+    "BlockEnv",
+    "BlockResult",
+    "DecodeError",
+    "Engine",
+    "Fork",
+    "InvalidTransaction",
+    "Log",
+    "ParexError",
+    "Receipt",
+    "SignatureError",
+    "State",
+    "StateError",
+    "TransactionError",
+    "__version__",
+    "address_of",
+    "keccak256",
+    "sign_transactions",
+]

@@ -1,0 +1,158 @@
+"""
+The benchmark: sequential against parallel on the same block, verified identical.
+
+For each workload and conflict level the block is built once. Then:
+
+1. one sequential run with ``trace=True`` gives the per-transaction times and the
+   dependency-graph bound on the speedup (``ideal_speedup``);
+2. ``repeat`` untraced sequential runs time the reference (tracing costs time, so the traced
+   run is not timed);
+3. for each thread count, ``repeat`` parallel runs, each checked against the sequential
+   result with ``same_outcome`` *and* equal digests.
+
+Times are the engine's own ``elapsed_ns`` (decode, signature recovery and execution; no
+Python), best of ``repeat``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+from ._core import BlockResult
+from .engine import Engine
+from .workloads import WORKLOADS, Workload
+
+DEFAULT_WORKLOADS = ("transfer", "erc20", "amm")
+DEFAULT_CONFLICTS = (0, 20, 50)
+DEFAULT_TXS = 10_000
+DEFAULT_REPEAT = 3
+
+
+def default_threads() -> list[int]:
+    """1, 2 and, when larger, the number of CPUs."""
+    cpus = os.cpu_count() or 1
+    return sorted({1, 2, cpus})
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the benchmark table."""
+
+    workload: str
+    conflict: int
+    threads: int
+    txs: int
+    gas: int
+    sequential_ms: float
+    parallel_ms: float
+    speedup: float
+    mgas_per_s: float
+    """Parallel throughput in millions of gas per second."""
+    tx_per_s: float
+    """Parallel throughput in transactions per second."""
+    reexecutions: int
+    """Re-executions of the fastest parallel run."""
+    ideal_speedup: float | None
+    efficiency: float | None
+    """``speedup / min(threads, ideal_speedup)``: the share of the reachable speedup reached."""
+    identical: bool
+    """Every parallel run had the sequential outcome and digest."""
+    fallback_reason: str | None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _best(results: Sequence[BlockResult]) -> BlockResult:
+    return min(results, key=lambda r: r.elapsed_ns)
+
+
+def measure(
+    workload: Workload,
+    threads: Sequence[int],
+    repeat: int = DEFAULT_REPEAT,
+    tick: Callable[[], None] = lambda: None,
+) -> list[Row]:
+    """Rows for ``workload`` at each thread count; ``tick`` is called after every run."""
+    if repeat < 1:
+        raise ValueError(f"repeat: must be at least 1, got {repeat}")
+    env, txs, state = workload.block_env, workload.transactions, workload.pre_state
+    reference = Engine(threads=1)
+
+    traced = reference.execute_sequential(env, txs, state, trace=True)
+    tick()
+    digest = traced.digest()
+    sequential_runs = []
+    for _ in range(repeat):
+        sequential_runs.append(reference.execute_sequential(env, txs, state))
+        tick()
+    sequential = _best(sequential_runs)
+    identical = all(
+        r.same_outcome(traced) and r.digest() == digest for r in sequential_runs
+    )
+
+    rows = []
+    for n in threads:
+        engine = Engine(threads=n)
+        runs = []
+        ok = identical
+        for _ in range(repeat):
+            result = engine.execute(env, txs, state)
+            ok = ok and result.same_outcome(traced) and result.digest() == digest
+            runs.append(result)
+            tick()
+        parallel = _best(runs)
+        seq_s = sequential.elapsed_ns / 1e9
+        par_s = max(parallel.elapsed_ns, 1) / 1e9
+        speedup = seq_s / par_s
+        ideal = traced.ideal_speedup
+        reachable = min(float(n), ideal) if ideal is not None else None
+        rows.append(
+            Row(
+                workload=workload.name,
+                conflict=workload.conflict,
+                threads=n,
+                txs=len(txs),
+                gas=traced.gas_used,
+                sequential_ms=seq_s * 1e3,
+                parallel_ms=par_s * 1e3,
+                speedup=speedup,
+                mgas_per_s=traced.gas_used / par_s / 1e6,
+                tx_per_s=len(txs) / par_s,
+                reexecutions=parallel.stats["reexecutions"],
+                ideal_speedup=ideal,
+                efficiency=speedup / reachable if reachable else None,
+                identical=ok,
+                fallback_reason=parallel.stats["fallback_reason"],
+            )
+        )
+    return rows
+
+
+def runs_per_workload(threads: Sequence[int], repeat: int) -> int:
+    """How many times ``measure`` calls ``tick``."""
+    return 1 + repeat + len(threads) * repeat
+
+
+def run(
+    workloads: Sequence[str] = DEFAULT_WORKLOADS,
+    conflicts: Sequence[int] = DEFAULT_CONFLICTS,
+    threads: Sequence[int] | None = None,
+    txs: int = DEFAULT_TXS,
+    repeat: int = DEFAULT_REPEAT,
+    seed: int = 0,
+    on_build: Callable[[str, int], None] = lambda name, conflict: None,
+    tick: Callable[[], None] = lambda: None,
+) -> list[Row]:
+    """The whole matrix, workload by workload."""
+    thread_counts = list(threads) if threads else default_threads()
+    rows: list[Row] = []
+    for name in workloads:
+        generate = WORKLOADS[name]
+        for conflict in conflicts:
+            on_build(name, conflict)
+            workload = generate(txs, conflict, seed)
+            rows.extend(measure(workload, thread_counts, repeat, tick))
+    return rows

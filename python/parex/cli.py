@@ -1,0 +1,155 @@
+"""
+The ``parex`` command.
+
+``parex bench`` with no options runs the default matrix (transfer, erc20, amm × conflict
+0, 20, 50 % × 1, 2 and all CPUs × 10,000 transactions). It exits with status 1 when any
+parallel run differs from the sequential reference.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__, bench
+from .workloads import WORKLOADS
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="parex")
+def main() -> None:
+    """parex: Block-STM parallel execution of Ethereum blocks."""
+
+
+def _positive(ctx: click.Context, param: click.Parameter, value: object) -> object:
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if isinstance(v, int) and v < 1:
+            raise click.BadParameter("must be at least 1")
+    return value
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _table(rows: list[bench.Row]) -> Table:
+    table = Table(title="parex: sequential vs Block-STM", title_justify="left")
+    for header in (
+        "workload", "conflict", "threads", "txs", "gas", "seq ms", "par ms", "speedup",
+        "Mgas/s", "tx/s", "re-exec", "ideal", "efficiency", "identical",
+    ):
+        left = header in ("workload", "identical")
+        table.add_column(header, justify="left" if left else "right")
+    for r in rows:
+        table.add_row(
+            r.workload,
+            f"{r.conflict}%",
+            str(r.threads),
+            f"{r.txs:,}",
+            f"{r.gas:,}",
+            f"{r.sequential_ms:.1f}",
+            f"{r.parallel_ms:.1f}",
+            f"{r.speedup:.2f}x",
+            f"{r.mgas_per_s:,.0f}",
+            f"{r.tx_per_s:,.0f}",
+            f"{r.reexecutions:,}",
+            _fmt(r.ideal_speedup, ".2f"),
+            _fmt(r.efficiency, ".0%"),
+            "yes" if r.identical else "[bold red]NO[/]",
+        )
+    return table
+
+
+@main.command("bench")
+@click.option(
+    "--workload", "-w", "workloads", multiple=True,
+    type=click.Choice(sorted(WORKLOADS)),
+    help="Workload to run (repeatable). Default: transfer, erc20, amm.",
+)
+@click.option(
+    "--conflict", "-c", "conflicts", multiple=True, type=click.IntRange(0, 100),
+    help="Percent of transactions on the hot account/pair (repeatable). Default: 0, 20, 50.",
+)
+@click.option(
+    "--threads", "-t", "threads", multiple=True, type=int, callback=_positive,
+    help="Worker threads (repeatable). Default: 1, 2 and the number of CPUs.",
+)
+@click.option(
+    "--txs", "-n", type=int, default=bench.DEFAULT_TXS, show_default=True,
+    callback=_positive, help="Transactions per block.",
+)
+@click.option(
+    "--repeat", "-r", type=int, default=bench.DEFAULT_REPEAT, show_default=True,
+    callback=_positive, help="Runs per measurement; the best is reported.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Workload seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON, nothing else.")
+def bench_command(
+    workloads: tuple[str, ...],
+    conflicts: tuple[int, ...],
+    threads: tuple[int, ...],
+    txs: int,
+    repeat: int,
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Benchmark Block-STM against sequential execution on generated blocks."""
+    names = workloads or bench.DEFAULT_WORKLOADS
+    levels = conflicts or bench.DEFAULT_CONFLICTS
+    thread_counts = list(threads) or bench.default_threads()
+    err = Console(stderr=True)
+    total = len(names) * len(levels) * bench.runs_per_workload(thread_counts, repeat)
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("starting", total=total)
+        rows = bench.run(
+            names,
+            levels,
+            thread_counts,
+            txs=txs,
+            repeat=repeat,
+            seed=seed,
+            on_build=lambda name, conflict: progress.update(
+                task, description=f"{name} c{conflict}"
+            ),
+            tick=lambda: progress.advance(task),
+        )
+
+    diverged = [r for r in rows if not r.identical]
+    if as_json:
+        json.dump([r.as_dict() for r in rows], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=200)  # a pipe or a file: do not squeeze the table to 80 columns
+        out.print(_table(rows))
+        if not diverged:
+            out.print(
+                f"[green]all {len(rows)} parallel results identical to sequential[/]"
+            )
+    if diverged:
+        for r in diverged:
+            err.print(
+                f"[bold red]divergence:[/] {r.workload} conflict={r.conflict}% "
+                f"threads={r.threads}: parallel outcome differs from sequential"
+            )
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

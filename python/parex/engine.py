@@ -1,0 +1,146 @@
+"""
+Block execution: the block environment and the engine that runs blocks on it.
+
+A block is executed against a pre-block :class:`~parex._core.State`, which is never modified:
+the :class:`~parex._core.BlockResult` carries receipts and state changes, and
+``state.apply(result)`` makes the state the post-block state.
+
+:meth:`Engine.execute` runs Block-STM on ``Engine.threads`` workers;
+:meth:`Engine.execute_sequential` runs the transactions one after another. Both produce the
+same outcome, bit for bit (``a.same_outcome(b)``); the sequential executor is the reference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import TypeAlias
+
+from . import _core
+from ._core import BlockResult, State
+
+Address: TypeAlias = bytes
+"""20 bytes."""
+
+Hash32: TypeAlias = bytes
+"""32 bytes."""
+
+Wei: TypeAlias = int
+Gas: TypeAlias = int
+
+ZERO_ADDRESS: Address = bytes(20)
+ZERO_HASH: Hash32 = bytes(32)
+
+
+class Fork(StrEnum):
+    """
+    Ethereum hard forks in activation order. The engine accepts the names
+    case-insensitively (and the execution-spec aliases such as ``"EIP158"``).
+    """
+
+    FRONTIER = "frontier"
+    HOMESTEAD = "homestead"
+    TANGERINE_WHISTLE = "tangerinewhistle"
+    SPURIOUS_DRAGON = "spuriousdragon"
+    BYZANTIUM = "byzantium"
+    CONSTANTINOPLE = "constantinople"
+    PETERSBURG = "petersburg"
+    ISTANBUL = "istanbul"
+    MUIR_GLACIER = "muirglacier"
+    BERLIN = "berlin"
+    LONDON = "london"
+    ARROW_GLACIER = "arrowglacier"
+    GRAY_GLACIER = "grayglacier"
+    PARIS = "paris"
+    SHANGHAI = "shanghai"
+    CANCUN = "cancun"
+    PRAGUE = "prague"
+    OSAKA = "osaka"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEnv:
+    """
+    Everything a block's transactions can observe about the block itself.
+    """
+
+    number: int = 1
+    timestamp: int = 1
+    beneficiary: Address = ZERO_ADDRESS
+    base_fee: Wei = 0
+    """EIP-1559 base fee per gas; ignored before London."""
+    gas_limit: Gas = 30_000_000
+    prevrandao: Hash32 = ZERO_HASH
+    """``PREVRANDAO`` after the Merge; the header's mix hash before it."""
+    difficulty: int = 0
+    """Pre-Merge ``DIFFICULTY``."""
+    excess_blob_gas: int | None = 0
+    """EIP-4844 excess blob gas; ``None`` before Cancun."""
+    chain_id: int = 1
+    fork: str = Fork.PRAGUE.value
+
+    def replace(self, **changes: object) -> BlockEnv:
+        """A copy with ``changes`` applied."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _default_threads() -> int:
+    return os.cpu_count() or 1
+
+
+def _check_threads(threads: object) -> int:
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise ValueError(f"threads: expected an int, got {type(threads).__name__}")
+    if threads < 1:
+        raise ValueError(f"threads: must be at least 1, got {threads}")
+    return threads
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """
+    Executes blocks. ``threads`` is the number of Block-STM workers (default: one per CPU).
+    """
+
+    threads: int = field(default_factory=_default_threads)
+
+    def __post_init__(self) -> None:
+        _check_threads(self.threads)
+
+    def execute(
+        self,
+        block_env: BlockEnv,
+        transactions: Sequence[bytes],
+        state: State,
+        *,
+        trace: bool = False,
+    ) -> BlockResult:
+        """
+        Executes ``transactions`` (raw EIP-2718 envelopes) on ``state`` with Block-STM.
+
+        ``trace=True`` also records per-transaction times (``result.tx_nanos``) and the
+        dependency-graph bound on the speedup (``result.ideal_speedup``).
+
+        Raises a :class:`~parex._core.TransactionError` subclass naming the first
+        transaction that makes the block invalid.
+        """
+        return _core.execute(
+            block_env, transactions, state, threads=self.threads, trace=trace
+        )
+
+    def execute_sequential(
+        self,
+        block_env: BlockEnv,
+        transactions: Sequence[bytes],
+        state: State,
+        *,
+        trace: bool = False,
+    ) -> BlockResult:
+        """
+        Executes ``transactions`` one after another: the reference for :meth:`execute`.
+        """
+        return _core.execute(
+            block_env, transactions, state, sequential=True, trace=trace
+        )

@@ -1,0 +1,63 @@
+"""The `parex` command, run as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import parex
+
+KEYS = {
+    "workload", "conflict", "threads", "txs", "gas", "sequential_ms", "parallel_ms",
+    "speedup", "ideal_speedup", "efficiency", "reexecutions", "identical",
+}
+
+
+def parex_command() -> list[str]:
+    script = shutil.which("parex", path=os.path.dirname(sys.executable))
+    return [script] if script else [sys.executable, "-m", "parex"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        parex_command() + list(args), capture_output=True, text=True, timeout=600
+    )
+
+
+def test_bench_json() -> None:
+    proc = run("bench", "--txs", "200", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)  # stdout holds the JSON and nothing else
+    threads = sorted({1, 2, os.cpu_count() or 1})
+    assert len(rows) == 3 * 3 * len(threads)
+    seen = set()
+    for row in rows:
+        assert KEYS <= set(row), KEYS - set(row)
+        assert row["identical"] is True
+        assert row["txs"] == 200 and row["gas"] >= 200 * 21_000
+        assert row["sequential_ms"] > 0 and row["parallel_ms"] > 0
+        assert row["ideal_speedup"] >= 1.0
+        seen.add((row["workload"], row["conflict"], row["threads"]))
+    assert seen == {
+        (w, c, t) for w in ("transfer", "erc20", "amm") for c in (0, 20, 50) for t in threads
+    }
+
+
+def test_bench_table() -> None:
+    proc = run("bench", "-w", "erc20", "-c", "50", "-t", "2", "--txs", "50", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert "erc20" in proc.stdout and "identical to sequential" in proc.stdout
+
+
+def test_bench_rejects_bad_options() -> None:
+    assert run("bench", "--threads", "0", "--txs", "10").returncode == 2
+    assert run("bench", "--conflict", "101").returncode == 2
+    assert run("bench", "--workload", "nft").returncode == 2
+
+
+def test_version() -> None:
+    proc = run("--version")
+    assert proc.returncode == 0 and parex.__version__ in proc.stdout
