@@ -141,7 +141,8 @@ impl<T: BlockTask> Block<'_, T> {
                 memory: &self.memory,
                 task: self.task,
                 txn_idx,
-                reads: Vec::new(),
+                // Most transactions read a handful of keys: skip the first few regrowths.
+                reads: Vec::with_capacity(16),
                 error: None,
             };
             self.counters.executions.fetch_add(1, Relaxed);
@@ -263,7 +264,7 @@ pub fn execute_parallel<T: BlockTask>(
         (0..num_txns as TxnIndex)
             .map(|txn_idx| {
                 let mut trace = TxnTrace {
-                    reads: block.memory.read_set(txn_idx).iter().map(|(k, _)| k.clone()).collect(),
+                    reads: block.memory.read_keys(txn_idx),
                     writes: Vec::new(),
                     deltas: Vec::new(),
                     nanos: block.nanos[txn_idx as usize].load(Relaxed),

@@ -36,8 +36,6 @@ use crate::task::{BlockTask, ReadError, ReadValue, TxnIndex, Version, WriteOp, W
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// One transaction's entry for one key.
 #[derive(Debug, Clone)]
@@ -72,21 +70,71 @@ enum Resolved<V, D> {
 
 pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
 
+/// One key's entries, sorted by transaction index. Most keys have a single writer, which fits
+/// inline: no allocation per key, and nothing to free when the block ends.
+#[derive(Debug)]
+struct Versions<V, D>(SmallVec<[(TxnIndex, Entry<V, D>); 1]>);
+
+impl<V, D> Default for Versions<V, D> {
+    fn default() -> Self {
+        Versions(SmallVec::new())
+    }
+}
+
+impl<V, D> Versions<V, D> {
+    fn insert(&mut self, txn_idx: TxnIndex, entry: Entry<V, D>) {
+        // Transactions mostly finish in index order: check the end before searching.
+        match self.0.last() {
+            Some((last, _)) if *last < txn_idx => self.0.push((txn_idx, entry)),
+            None => self.0.push((txn_idx, entry)),
+            _ => match self.0.binary_search_by_key(&txn_idx, |(t, _)| *t) {
+                Ok(i) => self.0[i].1 = entry,
+                Err(i) => self.0.insert(i, (txn_idx, entry)),
+            },
+        }
+    }
+
+    fn get_mut(&mut self, txn_idx: TxnIndex) -> Option<&mut Entry<V, D>> {
+        match self.0.binary_search_by_key(&txn_idx, |(t, _)| *t) {
+            Ok(i) => Some(&mut self.0[i].1),
+            Err(_) => None,
+        }
+    }
+
+    fn remove(&mut self, txn_idx: TxnIndex) {
+        if let Ok(i) = self.0.binary_search_by_key(&txn_idx, |(t, _)| *t) {
+            self.0.remove(i);
+        }
+    }
+
+    /// Entries strictly below `txn_idx`, highest first.
+    fn below(&self, txn_idx: TxnIndex) -> impl Iterator<Item = &(TxnIndex, Entry<V, D>)> {
+        let end = self.0.partition_point(|(t, _)| *t < txn_idx);
+        self.0[..end].iter().rev()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The keys one incarnation wrote, and whether each was a full write (`true`) or a delta.
 type WrittenKeys<K> = Vec<(K, bool)>;
 
 pub struct MvMemory<T: BlockTask> {
-    data: DashMap<T::Key, BTreeMap<TxnIndex, Entry<T::Value, T::Delta>>, ahash::RandomState>,
-    last_written: Vec<Mutex<Arc<WrittenKeys<T::Key>>>>,
-    last_read_set: Vec<Mutex<Arc<ReadSet<T::Key>>>>,
+    data: DashMap<T::Key, Versions<T::Value, T::Delta>, ahash::RandomState>,
+    // Plain vectors under per-transaction locks: validation and estimate conversion hold the
+    // lock while they walk them, and only the same transaction's next `record` contends.
+    last_written: Vec<Mutex<WrittenKeys<T::Key>>>,
+    last_read_set: Vec<Mutex<ReadSet<T::Key>>>,
 }
 
 impl<T: BlockTask> MvMemory<T> {
     pub fn new(num_txns: usize) -> Self {
         MvMemory {
             data: DashMap::with_hasher(ahash::RandomState::new()),
-            last_written: (0..num_txns).map(|_| Mutex::new(Arc::default())).collect(),
-            last_read_set: (0..num_txns).map(|_| Mutex::new(Arc::default())).collect(),
+            last_written: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
+            last_read_set: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
         }
     }
 
@@ -118,6 +166,7 @@ impl<T: BlockTask> MvMemory<T> {
     ) -> bool {
         let Version { txn_idx, incarnation } = version;
         let mut written: WrittenKeys<T::Key> = Vec::with_capacity(write_set.len());
+        let writes_anything = !write_set.is_empty();
         // I8, I9: new entries first.
         for (key, op) in write_set {
             let (entry, full) = match op {
@@ -127,39 +176,40 @@ impl<T: BlockTask> MvMemory<T> {
             written.push((key.clone(), full));
             self.data.entry(key).or_default().insert(txn_idx, entry);
         }
-        let written = Arc::new(written);
-        let previous =
-            std::mem::replace(&mut *self.last_written[txn_idx as usize].lock(), written.clone());
+        let previous = std::mem::replace(&mut *self.last_written[txn_idx as usize].lock(), written);
         // I9: then drop what this incarnation no longer writes.
         let wrote_new_location = if previous.is_empty() {
-            !written.is_empty()
+            writes_anything
         } else {
+            let current = self.last_written[txn_idx as usize].lock();
+            let current_keys: ahash::AHashSet<&T::Key> = current.iter().map(|(k, _)| k).collect();
             let previous_keys: ahash::AHashSet<&T::Key> = previous.iter().map(|(k, _)| k).collect();
-            let current_keys: ahash::AHashSet<&T::Key> = written.iter().map(|(k, _)| k).collect();
             for key in previous_keys.difference(&current_keys) {
                 if let Some(mut entries) = self.data.get_mut(*key) {
-                    entries.remove(&txn_idx);
+                    entries.remove(txn_idx);
                 }
             }
             current_keys.iter().any(|k| !previous_keys.contains(k))
         };
-        *self.last_read_set[txn_idx as usize].lock() = Arc::new(read_set);
+        *self.last_read_set[txn_idx as usize].lock() = read_set;
         wrote_new_location
     }
 
     /// Replaces the writes of `txn_idx`'s last incarnation with estimates (I8).
     pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
-        let written = self.last_written[txn_idx as usize].lock().clone();
+        let written = self.last_written[txn_idx as usize].lock();
         for (key, _) in written.iter() {
             if let Some(mut entries) = self.data.get_mut(key) {
-                entries.insert(txn_idx, Entry::Estimate);
+                if let Some(entry) = entries.get_mut(txn_idx) {
+                    *entry = Entry::Estimate;
+                }
             }
         }
     }
 
     /// Re-checks the last recorded read set of `txn_idx` (I11).
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
-        let read_set = self.last_read_set[txn_idx as usize].lock().clone();
+        let read_set = self.last_read_set[txn_idx as usize].lock();
         read_set.iter().all(|(key, recorded)| match self.resolve(key, txn_idx) {
             Resolved::Estimate(_) => false,
             Resolved::Found { origin, .. } => origin == *recorded,
@@ -167,13 +217,13 @@ impl<T: BlockTask> MvMemory<T> {
     }
 
     /// The keys written (full or delta) by the last incarnation of `txn_idx`.
-    pub fn written_keys(&self, txn_idx: TxnIndex) -> Arc<Vec<(T::Key, bool)>> {
+    pub fn written_keys(&self, txn_idx: TxnIndex) -> Vec<(T::Key, bool)> {
         self.last_written[txn_idx as usize].lock().clone()
     }
 
-    /// The last recorded read set of `txn_idx`.
-    pub fn read_set(&self, txn_idx: TxnIndex) -> Arc<ReadSet<T::Key>> {
-        self.last_read_set[txn_idx as usize].lock().clone()
+    /// The keys of the last recorded read set of `txn_idx`.
+    pub fn read_keys(&self, txn_idx: TxnIndex) -> Vec<T::Key> {
+        self.last_read_set[txn_idx as usize].lock().iter().map(|(k, _)| k.clone()).collect()
     }
 
     /// The final value of every written key, deltas resolved. Fails on a leftover estimate,
@@ -200,7 +250,7 @@ impl<T: BlockTask> MvMemory<T> {
 
 /// Walks `entries` below `txn_idx` down to a full write (I10, I12).
 fn resolve_entries<V: Clone, D: Clone>(
-    entries: Option<&BTreeMap<TxnIndex, Entry<V, D>>>,
+    entries: Option<&Versions<V, D>>,
     txn_idx: TxnIndex,
 ) -> Resolved<V, D> {
     let mut deltas: SmallVec<[D; 2]> = SmallVec::new();
@@ -208,7 +258,7 @@ fn resolve_entries<V: Clone, D: Clone>(
     let mut writer = None;
     if let Some(entries) = entries {
         // I10: strictly below the reader.
-        for (&idx, entry) in entries.range(..txn_idx).rev() {
+        for &(idx, ref entry) in entries.below(txn_idx) {
             writer.get_or_insert(idx);
             match entry {
                 Entry::Estimate => return Resolved::Estimate(idx),

@@ -93,9 +93,19 @@ fn main() {
     let mut seq_times = Vec::new();
     let mut par_times = Vec::new();
     let mut gas = 0u64;
-    // PAREX_BENCH_ONLY=sequential skips the others (for profiling).
+    // PAREX_BENCH_ONLY=sequential|parallel runs only that executor (for profiling).
     let only_sequential = std::env::var("PAREX_BENCH_ONLY").is_ok_and(|v| v == "sequential");
+    let only_parallel = std::env::var("PAREX_BENCH_ONLY").is_ok_and(|v| v == "parallel");
     for _ in 0..iterations {
+        if only_parallel {
+            let started = Instant::now();
+            let ours = execute_prepared(&prepared, &state, &parallel).expect("valid");
+            par_times.push(started.elapsed());
+            seq_times.push(started.elapsed());
+            revm_times.push(started.elapsed());
+            gas = ours.gas_used;
+            continue;
+        }
         if only_sequential {
             let started = Instant::now();
             let ours = execute_prepared(&prepared, &state, &sequential).expect("valid");
