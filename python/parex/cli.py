@@ -39,10 +39,15 @@ def _fmt(value: float | None, spec: str) -> str:
 
 
 def _table(rows: list[bench.Row]) -> Table:
-    table = Table(title="parex: sequential vs Block-STM", title_justify="left")
+    table = Table(
+        title="parex: sequential vs Block-STM (execution; recovery apart)",
+        title_justify="left",
+        caption="speedup = seq ms / par ms; efficiency = speedup / min(threads, ideal); "
+        "e2e = with decoding and signature recovery",
+    )
     for header in (
         "workload", "conflict", "threads", "txs", "gas", "seq ms", "par ms", "speedup",
-        "Mgas/s", "tx/s", "re-exec", "ideal", "efficiency", "identical",
+        "Mgas/s", "tx/s", "re-exec", "ideal", "efficiency", "recover ms", "e2e", "identical",
     ):
         left = header in ("workload", "identical")
         table.add_column(header, justify="left" if left else "right")
@@ -61,6 +66,8 @@ def _table(rows: list[bench.Row]) -> Table:
             f"{r.reexecutions:,}",
             _fmt(r.ideal_speedup, ".2f"),
             _fmt(r.efficiency, ".0%"),
+            f"{r.recovery_sequential_ms:.0f}/{r.recovery_parallel_ms:.0f}",
+            f"{r.end_to_end_speedup:.2f}x",
             "yes" if r.identical else "[bold red]NO[/]",
         )
     return table

@@ -132,7 +132,13 @@ pub struct MvMemory<T: BlockTask> {
 impl<T: BlockTask> MvMemory<T> {
     pub fn new(num_txns: usize) -> Self {
         MvMemory {
-            data: DashMap::with_hasher(ahash::RandomState::new()),
+            // Sized for a few keys per transaction, and sharded finely: a shard that grows
+            // rehashes under its write lock, and every worker writes every few microseconds.
+            data: DashMap::with_capacity_and_hasher_and_shard_amount(
+                num_txns * 4,
+                ahash::RandomState::new(),
+                128,
+            ),
             last_written: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
             last_read_set: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
         }

@@ -269,6 +269,18 @@ impl BlockResult {
         self.inner.elapsed_nanos
     }
 
+    /// The part of `elapsed_ns` spent decoding envelopes and recovering senders.
+    #[getter]
+    fn recovery_ns(&self) -> u64 {
+        self.inner.recovery_nanos
+    }
+
+    /// The part of `elapsed_ns` spent executing: `elapsed_ns - recovery_ns`.
+    #[getter]
+    fn execution_ns(&self) -> u64 {
+        self.inner.elapsed_nanos.saturating_sub(self.inner.recovery_nanos)
+    }
+
     /// Per-transaction execution times in ns; `None` unless executed with `trace=True`.
     #[getter]
     fn tx_nanos(&self) -> Option<Vec<u64>> {
