@@ -92,6 +92,8 @@ fn main() {
     let mut revm_times = Vec::new();
     let mut seq_times = Vec::new();
     let mut par_times = Vec::new();
+    let mut par1_times = Vec::new();
+    let parallel1 = ExecConfig { executor: ExecutorKind::Parallel, threads: 1, trace: false };
     let mut gas = 0u64;
     // PAREX_BENCH_ONLY=sequential|parallel runs only that executor (for profiling).
     let only_sequential = std::env::var("PAREX_BENCH_ONLY").is_ok_and(|v| v == "sequential");
@@ -140,6 +142,11 @@ fn main() {
         let ours = execute_prepared(&prepared, &state, &parallel).expect("valid");
         par_times.push(started.elapsed());
         assert_eq!(ours.gas_used, revm_gas);
+
+        let started = Instant::now();
+        let ours = execute_prepared(&prepared, &state, &parallel1).expect("valid");
+        par1_times.push(started.elapsed());
+        assert_eq!(ours.gas_used, revm_gas);
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort();
@@ -150,6 +157,10 @@ fn main() {
     println!("block: {} txs, {gas} gas, {iterations} iterations (median)", prepared.len());
     println!("plain revm (CacheDB):     {:>8.1} Mgas/s  {:>8.2} ms", mgas(r), r.as_secs_f64() * 1e3);
     println!("parex sequential:         {:>8.1} Mgas/s  {:>8.2} ms", mgas(s), s.as_secs_f64() * 1e3);
+    if !par1_times.is_empty() {
+        let p1 = median(&mut par1_times);
+        println!("parex parallel x1 :        {:>8.1} Mgas/s  {:>8.2} ms", mgas(p1), p1.as_secs_f64() * 1e3);
+    }
     println!("parex parallel x{parallel_threads:<2}:       {:>8.1} Mgas/s  {:>8.2} ms", mgas(p), p.as_secs_f64() * 1e3);
     println!("sequential / plain revm time ratio: {:.3}", s.as_secs_f64() / r.as_secs_f64());
 }
