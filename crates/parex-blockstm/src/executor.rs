@@ -41,8 +41,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 /// The view of one incarnation: reads go to the multi-version memory and are recorded.
+/// The memory of the tasks `T` works with.
+pub type TaskMemory<T> =
+    MvMemory<<T as BlockTask>::Key, <T as BlockTask>::Value, <T as BlockTask>::Delta>;
+
 struct MvView<'a, T: BlockTask> {
-    memory: &'a MvMemory<T>,
+    memory: &'a TaskMemory<T>,
     task: &'a T,
     txn_idx: TxnIndex,
     reads: ReadSet<T::Key>,
@@ -80,7 +84,7 @@ type TxnOutcome<T> = Result<<T as BlockTask>::Output, <T as BlockTask>::Error>;
 struct Block<'a, T: BlockTask> {
     task: &'a T,
     scheduler: Scheduler,
-    memory: MvMemory<T>,
+    memory: &'a TaskMemory<T>,
     outputs: Vec<Mutex<Option<TxnOutcome<T>>>>,
     nanos: Vec<AtomicU64>,
     trace: bool,
@@ -110,10 +114,13 @@ impl<T: BlockTask> Block<'_, T> {
 
     fn work_loop(&self) {
         let mut task: Option<Task> = None;
+        // One read-set buffer per worker, lent to each incarnation and handed back emptied by
+        // `record`: no allocation per incarnation.
+        let mut scratch: ReadSet<T::Key> = Vec::with_capacity(32);
         let mut idle_spins = 0u32;
         while !self.scheduler.done() {
             task = match task {
-                Some(Task::Execution(version)) => self.try_execute(version),
+                Some(Task::Execution(version)) => self.try_execute(version, &mut scratch),
                 Some(Task::Validation(version)) => self.validate(version),
                 None => {
                     let next = self.scheduler.next_task();
@@ -134,22 +141,24 @@ impl<T: BlockTask> Block<'_, T> {
         }
     }
 
-    fn try_execute(&self, version: Version) -> Option<Task> {
+    fn try_execute(&self, version: Version, scratch: &mut ReadSet<T::Key>) -> Option<Task> {
         let Version { txn_idx, incarnation } = version;
         loop {
+            scratch.clear();
             let mut view = MvView {
-                memory: &self.memory,
+                memory: self.memory,
                 task: self.task,
                 txn_idx,
-                // Most transactions read a handful of keys: skip the first few regrowths.
-                reads: Vec::with_capacity(16),
+                reads: std::mem::take(scratch),
                 error: None,
             };
             self.counters.executions.fetch_add(1, Relaxed);
             let started = self.trace.then(Instant::now);
             let outcome = self.task.execute(txn_idx, &mut view);
+            let MvView { reads, error, .. } = view;
+            *scratch = reads;
             // I15: a failed read voids the incarnation.
-            if let Some(error) = view.error.take() {
+            if let Some(error) = error {
                 match error {
                     ReadError::Blocked(blocking) if blocking < txn_idx => {
                         self.counters.blocked_reads.fetch_add(1, Relaxed);
@@ -187,7 +196,7 @@ impl<T: BlockTask> Block<'_, T> {
                 self.nanos[txn_idx as usize].store(started.elapsed().as_nanos() as u64, Relaxed);
             }
             *self.outputs[txn_idx as usize].lock() = Some(outcome);
-            let wrote_new_location = self.memory.record(version, view.reads, writes);
+            let wrote_new_location = self.memory.record(version, scratch, writes);
             return self.scheduler.finish_execution(txn_idx, incarnation, wrote_new_location);
         }
     }
@@ -213,11 +222,24 @@ pub fn execute_parallel<T: BlockTask>(
     threads: NonZeroUsize,
     options: Options,
 ) -> Result<BlockOutput<T>, ExecutionError> {
+    execute_parallel_in(&mut MvMemory::default(), task, threads, options)
+}
+
+/// [`execute_parallel`] over a caller-held memory, reset first and left populated: a caller
+/// that runs block after block keeps one and stops paying for fresh memory each block.
+pub fn execute_parallel_in<T: BlockTask>(
+    memory: &mut TaskMemory<T>,
+    task: &T,
+    threads: NonZeroUsize,
+    options: Options,
+) -> Result<BlockOutput<T>, ExecutionError> {
     let num_txns = task.len();
+    memory.reset(num_txns);
+    let memory = &*memory;
     let block = Block {
         task,
         scheduler: Scheduler::new(num_txns),
-        memory: MvMemory::new(num_txns),
+        memory,
         outputs: (0..num_txns).map(|_| Mutex::new(None)).collect(),
         nanos: (0..if options.trace { num_txns } else { 0 }).map(|_| AtomicU64::new(0)).collect(),
         trace: options.trace,

@@ -9,7 +9,8 @@ use std::collections::hash_map::Entry;
 use std::time::Instant;
 
 /// The block's writes so far: each key's current value and the last transaction that wrote it.
-type Overlay<K, V> = AHashMap<K, (Option<V>, TxnIndex)>;
+/// Reusable across blocks, like the parallel executor's memory: it is drained, not dropped.
+pub type Overlay<K, V> = AHashMap<K, (Option<V>, TxnIndex)>;
 
 struct SequentialView<'a, T: BlockTask> {
     overlay: &'a Overlay<T::Key, T::Value>,
@@ -42,16 +43,26 @@ pub fn execute_sequential<T: BlockTask>(
     task: &T,
     options: Options,
 ) -> Result<BlockOutput<T>, ExecutionError> {
+    execute_sequential_in(&mut AHashMap::new(), task, options)
+}
+
+/// [`execute_sequential`] over a caller-held overlay, which it leaves empty with its capacity.
+pub fn execute_sequential_in<T: BlockTask>(
+    overlay: &mut Overlay<T::Key, T::Value>,
+    task: &T,
+    options: Options,
+) -> Result<BlockOutput<T>, ExecutionError> {
     let num_txns = task.len();
+    overlay.clear();
     // Sized for a few writes per transaction: growing the map mid-block rehashes everything.
-    let mut overlay: Overlay<T::Key, T::Value> = AHashMap::with_capacity(num_txns * 4);
+    overlay.reserve(num_txns * 4);
     let mut results = Vec::with_capacity(num_txns);
     let mut traces = options.trace.then(|| Vec::with_capacity(num_txns));
 
     for txn_idx in 0..num_txns as TxnIndex {
         let started = options.trace.then(Instant::now);
         let mut view = SequentialView {
-            overlay: &overlay,
+            overlay: &*overlay,
             task,
             reads: options.trace.then(Vec::new),
             error: None,
@@ -124,7 +135,7 @@ pub fn execute_sequential<T: BlockTask>(
     let executions = results.len() as u64;
     Ok(BlockOutput {
         results,
-        state: overlay.into_iter().map(|(key, (value, _))| (key, value)).collect(),
+        state: overlay.drain().map(|(key, (value, _))| (key, value)).collect(),
         stats: Stats { executions, threads: 1, ..Stats::default() },
         traces,
     })

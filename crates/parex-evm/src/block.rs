@@ -2,14 +2,17 @@ use crate::env::max_blob_gas_per_block;
 use crate::prepare::PreparedBlock;
 use crate::task::{AccountValue, CodeValue, EvmKey, EvmTask, EvmValue, SlotValue, STORAGE_STALE};
 use crate::BlockError;
+use parex_blockstm::mvmemory::MvMemory;
 use parex_blockstm::{
-    execute_parallel, execute_sequential, ideal_speedup, BlockOutput, ExecutionError, Options,
+    execute_parallel_in, execute_sequential_in, ideal_speedup, BlockOutput, ExecutionError,
+    Options, Overlay,
 };
 use parex_primitives::{
     AccountChange, AccountInfo, Address, BlockEnv, Bytes, ExecStats, Fork, Receipt,
     StateChanges, TxIndex, B256, KECCAK_EMPTY, U256,
 };
 use parex_state::{StateError, StateViewRef};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::time::Instant;
@@ -102,13 +105,13 @@ pub fn execute_prepared<S: StateViewRef>(
     let options = Options { trace: config.trace };
     let mut fallback_reason = None;
     let output = match config.executor {
-        ExecutorKind::Sequential => execute_sequential(&task, options),
+        ExecutorKind::Sequential => run_sequential(&task, options),
         ExecutorKind::Parallel => {
             let threads = NonZeroUsize::new(config.threads).unwrap_or(NonZeroUsize::MIN);
-            match execute_parallel(&task, threads, options) {
+            match run_parallel(&task, threads, options) {
                 Err(ExecutionError::Invariant(message)) => {
                     fallback_reason = Some(message);
-                    execute_sequential(&task, options)
+                    run_sequential(&task, options)
                 }
                 other => other,
             }
@@ -211,6 +214,37 @@ pub fn execute_prepared<S: StateViewRef>(
         trace,
         elapsed_nanos: start.elapsed().as_nanos() as u64,
         recovery_nanos: 0,
+    })
+}
+
+thread_local! {
+    /// The parallel executor's multi-version memory and the sequential executor's overlay,
+    /// kept per thread between blocks: a thread that executes block after block (a node's
+    /// executor, a benchmark) reuses their allocations instead of faulting in fresh memory
+    /// for every block. They hold no state between blocks, only capacity.
+    static PARALLEL_MEMORY: RefCell<MvMemory<EvmKey, EvmValue, U256>> = RefCell::new(MvMemory::default());
+    static SEQUENTIAL_OVERLAY: RefCell<Overlay<EvmKey, EvmValue>> = RefCell::new(Overlay::default());
+}
+
+fn run_parallel<'a, S: StateViewRef>(
+    task: &EvmTask<'a, S>,
+    threads: NonZeroUsize,
+    options: Options,
+) -> Result<BlockOutput<EvmTask<'a, S>>, ExecutionError> {
+    PARALLEL_MEMORY.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut memory) => execute_parallel_in(&mut memory, task, threads, options),
+        // Re-entered on this thread: run on fresh memory rather than share.
+        Err(_) => execute_parallel_in(&mut MvMemory::default(), task, threads, options),
+    })
+}
+
+fn run_sequential<'a, S: StateViewRef>(
+    task: &EvmTask<'a, S>,
+    options: Options,
+) -> Result<BlockOutput<EvmTask<'a, S>>, ExecutionError> {
+    SEQUENTIAL_OVERLAY.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut overlay) => execute_sequential_in(&mut overlay, task, options),
+        Err(_) => execute_sequential_in(&mut Overlay::default(), task, options),
     })
 }
 
