@@ -5,7 +5,10 @@
 //! [`execute_parallel`] creates one `Scheduler` and one `MvMemory` for the block, starts
 //! `threads - 1` scoped workers and works on the calling thread too. Each worker loops:
 //! take a task, run it, and take the follow-up task the scheduler hands back. When the scheduler
-//! is done, the executor checks the post-block invariants, snapshots the memory and returns.
+//! is done, each worker resolves the final value of the keys whose last writer lies in its
+//! share of the block, waits at a barrier until every share is resolved, and empties its share
+//! of the map's shards for the next block: the tail of a block runs on every worker, not one.
+//! The executor then checks the post-block invariants and returns.
 //!
 //! # Worker states
 //! ```text
@@ -14,7 +17,7 @@
 //!    ▲  ▲                                      └── finish_execution ──► Validating / Idle
 //!    │  │        finish_validation (no abort)
 //!    │  └──────────────────────────── Validating ── finish_validation (abort) ──► Executing
-//!    └──── done / halt ───► Exit
+//!    └──── done / halt ───► Snapshot share ── barrier ──► Clear shards ──► Exit
 //! ```
 //!
 //! # Invariants
@@ -38,6 +41,7 @@ use parking_lot::Mutex;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Barrier;
 use std::time::Instant;
 
 /// The view of one incarnation: reads go to the multi-version memory and are recorded.
@@ -110,6 +114,47 @@ impl<T: BlockTask> Block<'_, T> {
             // I13
             self.fail(ExecutionError::Invariant(format!("worker panicked: {message}")));
         }
+    }
+
+    /// A worker's whole life: run tasks until the block is done, resolve its share of the
+    /// final state, then (once every share is resolved) empty its share of the map for the
+    /// next block. Every worker reaches the barrier, whatever happened before it (I13).
+    fn work_and_finish(
+        &self,
+        worker: usize,
+        workers: usize,
+        barrier: &Barrier,
+    ) -> Option<Vec<(T::Key, Option<T::Value>)>> {
+        self.work();
+        let part = if self.fatal.lock().is_none() {
+            let num_txns = self.outputs.len();
+            let chunk = num_txns.div_ceil(workers.max(1));
+            let txns = (worker * chunk).min(num_txns)..((worker + 1) * chunk).min(num_txns);
+            let end = num_txns as TxnIndex;
+            match catch_unwind(AssertUnwindSafe(|| self.memory.snapshot_part(self.task, txns, end))) {
+                Ok(Ok(part)) => Some(part),
+                Ok(Err(ReadError::Blocked(txn_idx))) => {
+                    // I14
+                    self.fail(ExecutionError::Invariant(format!(
+                        "estimate of transaction {txn_idx} left in the final memory"
+                    )));
+                    None
+                }
+                Ok(Err(ReadError::Storage(message))) => {
+                    self.fail(ExecutionError::Storage(message));
+                    None
+                }
+                Err(_) => {
+                    self.fail(ExecutionError::Invariant("snapshot panicked".into()));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        barrier.wait();
+        self.memory.clear_shards(worker, workers);
+        part
     }
 
     fn work_loop(&self) {
@@ -247,11 +292,20 @@ pub fn execute_parallel_in<T: BlockTask>(
         fatal: Mutex::new(None),
     };
     let workers = threads.get().min(num_txns.max(1));
+    let barrier = Barrier::new(workers);
+    let mut parts = Vec::with_capacity(workers);
     std::thread::scope(|scope| {
-        for _ in 1..workers {
-            scope.spawn(|| block.work());
+        let block = &block;
+        let barrier = &barrier;
+        let handles: Vec<_> = (1..workers)
+            .map(|worker| scope.spawn(move || block.work_and_finish(worker, workers, barrier)))
+            .collect();
+        parts.push(block.work_and_finish(0, workers, barrier));
+        for handle in handles {
+            // Panics are caught inside the worker; a join error would be a panic in the
+            // barrier or the clearing, which cannot return a part anyway.
+            parts.push(handle.join().unwrap_or(None));
         }
-        block.work();
     });
     if let Some(error) = block.fatal.lock().take() {
         return Err(error);
@@ -275,12 +329,17 @@ pub fn execute_parallel_in<T: BlockTask>(
             }
         }
     }
-    let state = block.memory.snapshot(task, num_txns).map_err(|error| match error {
-        ReadError::Blocked(txn_idx) => ExecutionError::Invariant(format!(
-            "estimate of transaction {txn_idx} left in the final memory"
-        )),
-        ReadError::Storage(message) => ExecutionError::Storage(message),
-    })?;
+    let mut state = Vec::new();
+    for part in parts {
+        match part {
+            Some(part) => state.extend(part),
+            None => {
+                return Err(ExecutionError::Invariant(
+                    "a worker finished without its share of the final state".into(),
+                ))
+            }
+        }
+    }
 
     let traces = options.trace.then(|| {
         (0..num_txns as TxnIndex)

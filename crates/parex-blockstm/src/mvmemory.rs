@@ -263,6 +263,43 @@ where
         self.last_read_set[txn_idx as usize].lock().iter().map(|(k, _)| k.clone()).collect()
     }
 
+    /// The final value of every key whose last writer lies in `txns`, deltas resolved: the
+    /// share of one worker in a parallel snapshot (each key is emitted by its last writer
+    /// only, so the shares are disjoint and together cover every written key).
+    pub fn snapshot_part<T>(
+        &self,
+        task: &T,
+        txns: std::ops::Range<usize>,
+        end: TxnIndex,
+    ) -> Result<Vec<(K, Option<V>)>, ReadError>
+    where
+        T: BlockTask<Key = K, Value = V, Delta = D>,
+    {
+        let mut out = Vec::new();
+        for txn_idx in txns {
+            let written = self.last_written[txn_idx].lock();
+            for (key, _) in written.iter() {
+                let Some(entries) = self.data.get(key) else { continue };
+                if entries.0.last().map(|(t, _)| *t as usize) != Some(txn_idx) {
+                    continue;
+                }
+                let resolved = resolve_entries(Some(&*entries), end);
+                drop(entries);
+                let (value, _) = materialize(task, key, resolved)?;
+                out.push((key.clone(), value.value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Empties the shards `worker`, `worker + workers`, ... of the map, keeping their
+    /// allocations: the parallel share of the next block's [`MvMemory::reset`].
+    pub fn clear_shards(&self, worker: usize, workers: usize) {
+        for shard in self.data.shards().iter().skip(worker).step_by(workers.max(1)) {
+            shard.write().clear();
+        }
+    }
+
     /// The final value of every written key, deltas resolved. Fails on a leftover estimate,
     /// which would mean the block was declared done too early.
     pub fn snapshot<T>(&self, task: &T, num_txns: usize) -> Result<Vec<(K, Option<V>)>, ReadError>

@@ -179,7 +179,12 @@ pub fn execute_prepared<S: StateViewRef>(
         });
     }
 
-    let mut changes = state_changes(state, final_state).map_err(|e| BlockError::State(e.0))?;
+    let assembly_threads = match config.executor {
+        ExecutorKind::Sequential => 1,
+        ExecutorKind::Parallel => config.threads.max(1),
+    };
+    let mut changes = state_changes(state, final_state, assembly_threads)
+        .map_err(|e| BlockError::State(e.0))?;
     // EIP-161 for the beneficiary: the spec touches it with every fee, so a zero fee deletes
     // it when it exists and is empty. Lazy fees never touch it; apply the rule once here.
     if zero_fee_tx && env.fork >= Fork::SpuriousDragon {
@@ -249,16 +254,21 @@ fn run_sequential<'a, S: StateViewRef>(
 }
 
 /// Groups the final key values by address into [`StateChanges`].
+/// What the block left at one address, before it becomes an [`AccountChange`].
+#[derive(Default)]
+struct Pending {
+    account: Option<Option<AccountValue>>,
+    code: Option<Option<CodeValue>>,
+    storage: Vec<(U256, SlotValue)>,
+}
+
+/// Groups the final values by address and builds each [`AccountChange`] (on `threads`
+/// threads: the parallel executor's tail should not run on one core).
 fn state_changes<S: StateViewRef>(
     state: &S,
     final_state: Vec<(EvmKey, Option<EvmValue>)>,
+    threads: usize,
 ) -> Result<StateChanges, StateError> {
-    #[derive(Default)]
-    struct Pending {
-        account: Option<Option<AccountValue>>,
-        code: Option<Option<CodeValue>>,
-        storage: Vec<(U256, SlotValue)>,
-    }
     // Sort a small index by address, not the wide (key, value) pairs, then group.
     // The leading 8 bytes as an integer decide almost every comparison without a byte loop.
     let mut order: Vec<(u64, Address, u32)> = final_state
@@ -302,56 +312,101 @@ fn state_changes<S: StateViewRef>(
         }
     }
 
-    let mut changes: Vec<(Address, AccountChange)> = Vec::with_capacity(by_address.len());
-    for (address, pending) in by_address {
-        let base = if pending.account.is_none() || pending.code.is_none() {
-            state.account(&address)?
-        } else {
-            None
-        };
-        let account = match pending.account {
-            Some(account) => account,
-            None => base.map(|info| AccountValue {
-                balance: info.balance,
-                nonce: info.nonce,
-                storage_reset: None,
-            }),
-        };
-        let Some(account) = account else {
-            // Deleted (or never came to exist): storage goes with it.
-            changes.push((
-                address,
-                AccountChange { info: None, code: None, storage_cleared: true, storage: BTreeMap::new() },
-            ));
-            continue;
-        };
-        let (code_hash, code) = match &pending.code {
-            Some(Some(code)) => (code.hash, Some(code.bytecode.original_bytes())),
-            Some(None) => (KECCAK_EMPTY, Some(Bytes::new())),
-            None => (base.map_or(KECCAK_EMPTY, |info| info.code_hash), None),
-        };
-        let storage = pending
-            .storage
+    let changes: Vec<(Address, AccountChange)> = if threads <= 1 || by_address.len() < 1024 {
+        by_address
             .into_iter()
-            .filter(|(_, slot)| match account.storage_reset {
-                None => true,
-                Some(STORAGE_STALE) => false,
-                Some(reset) => slot.written_by.is_some_and(|w| w >= reset),
-            })
-            .map(|(slot, value)| (slot, value.value))
-            .collect();
-        changes.push((
-            address,
-            AccountChange {
-                info: Some(AccountInfo { balance: account.balance, nonce: account.nonce, code_hash }),
-                code,
-                storage_cleared: account.storage_reset.is_some(),
-                storage,
-            },
-        ));
-    }
+            .map(|(address, pending)| account_change(state, address, pending))
+            .collect::<Result<_, _>>()?
+    } else {
+        // Contiguous chunks keep the address order; each chunk is built on its own thread.
+        let chunk = by_address.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<(Address, Pending)>> = Vec::with_capacity(threads);
+        let mut rest = by_address;
+        while rest.len() > chunk {
+            let tail = rest.split_off(chunk);
+            chunks.push(rest);
+            rest = tail;
+        }
+        chunks.push(rest);
+        let built: Vec<Result<Vec<(Address, AccountChange)>, StateError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk
+                            .into_iter()
+                            .map(|(address, pending)| account_change(state, address, pending))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(StateError("state assembly panicked".into()))))
+                .collect()
+        });
+        let mut changes = Vec::new();
+        for part in built {
+            changes.extend(part?);
+        }
+        changes
+    };
     // Already sorted: the tree is bulk-built.
     Ok(changes.into_iter().collect())
+}
+
+/// The change at one address, from what the block left there and pre-block state.
+fn account_change<S: StateViewRef>(
+    state: &S,
+    address: Address,
+    pending: Pending,
+) -> Result<(Address, AccountChange), StateError> {
+    let base = if pending.account.is_none() || pending.code.is_none() {
+        state.account(&address)?
+    } else {
+        None
+    };
+    let account = match pending.account {
+        Some(account) => account,
+        None => base.map(|info| AccountValue {
+            balance: info.balance,
+            nonce: info.nonce,
+            storage_reset: None,
+        }),
+    };
+    let Some(account) = account else {
+        // Deleted (or never came to exist): storage goes with it.
+        return Ok((
+            address,
+            AccountChange { info: None, code: None, storage_cleared: true, storage: BTreeMap::new() },
+        ));
+    };
+    let (code_hash, code) = match &pending.code {
+        Some(Some(code)) => (code.hash, Some(code.bytecode.original_bytes())),
+        Some(None) => (KECCAK_EMPTY, Some(Bytes::new())),
+        None => (base.map_or(KECCAK_EMPTY, |info| info.code_hash), None),
+    };
+    let mut storage: Vec<(U256, U256)> = pending
+        .storage
+        .into_iter()
+        .filter(|(_, slot)| match account.storage_reset {
+            None => true,
+            Some(STORAGE_STALE) => false,
+            Some(reset) => slot.written_by.is_some_and(|w| w >= reset),
+        })
+        .map(|(slot, value)| (slot, value.value))
+        .collect();
+    // Sorted in place first, so the tree is bulk-built from a sorted run.
+    storage.sort_unstable_by_key(|(slot, _)| *slot);
+    Ok((
+        address,
+        AccountChange {
+            info: Some(AccountInfo { balance: account.balance, nonce: account.nonce, code_hash }),
+            code,
+            storage_cleared: account.storage_reset.is_some(),
+            storage: storage.into_iter().collect(),
+        },
+    ))
 }
 
 fn key_address(key: &EvmKey) -> Option<Address> {

@@ -47,3 +47,39 @@ fn trace_reports_ideal_speedup() {
     assert!(trace.ideal_speedup >= 1.0, "ideal speedup {}", trace.ideal_speedup);
     assert!(result.stats.executions >= txs.len() as u64);
 }
+
+/// Enough touched addresses (over 1,024) that the parallel executor assembles its state
+/// changes on several threads; the result must still equal the sequential one and revm's.
+#[test]
+fn wide_blocks_assemble_state_changes_in_parallel() {
+    use parex_primitives::U256;
+    let env = env(Fork::Prague);
+    let mut state = genesis();
+    let senders = 1_300u32;
+    let first = 1_000u32;
+    for i in first..first + senders {
+        state.insert_account(addr(i), ether(10), 0, None);
+    }
+    let txs: Vec<_> = (0..senders)
+        .map(|i| {
+            let key = first + i;
+            let request = if i % 3 == 0 {
+                // STORE: SSTORE(slot = calldata[0..32], value = calldata[32..64]).
+                let mut input = word(10_000 + i as u64).to_vec();
+                input.extend_from_slice(&word(i as u64 + 1));
+                call(0, fixed(STORE), U256::ZERO, input, 100_000)
+            } else {
+                // A fresh recipient per transfer: a lazy credit to a new account.
+                call(0, addr(50_000 + i), U256::from(1_000 + i as u64), vec![], 21_000)
+            };
+            sign(i as u8, key, &request)
+        })
+        .collect();
+    let sequential = run(&env, &txs, &state, ExecutorKind::Sequential, 1);
+    assert!(sequential.changes.len() > 1_024, "{} accounts changed", sequential.changes.len());
+    assert_same_as_revm(&env, &txs, &state, &sequential);
+    for threads in [2, 3, 4] {
+        let parallel = run(&env, &txs, &state, ExecutorKind::Parallel, threads);
+        assert!(parallel.same_outcome(&sequential), "x{threads}: parallel differs");
+    }
+}
