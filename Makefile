@@ -1,7 +1,9 @@
 # parex build glue. Every target is idempotent and does nothing when its inputs are unchanged.
 #
 #   make run    set up, build, then run the default benchmark matrix
-#   make test   set up, build, then cargo tests, pytest and stubtest
+#   make test   set up, build, then cargo tests, pytest and stubtest (pytest replays every
+#               block of the shared mainnet fixture: tests/test_replay.py)
+#   make replay set up, build, then replay the shared mainnet fixture against its headers
 #
 # Needs python3 (>= 3.11), cargo, node and npm; fetches from PyPI, crates.io and npm only.
 
@@ -20,8 +22,9 @@ CONTRACT_OUT    := python/parex/_contracts/Token.json python/parex/_contracts/Pa
 BUILD_STAMP     := $(VENV)/.parex-build
 RUST_SOURCES    := Cargo.toml $(wildcard Cargo.lock) $(shell find crates -name '*.rs' -o -name Cargo.toml 2>/dev/null)
 PY_SOURCES      := pyproject.toml $(shell find python/parex -name '*.py' -o -name '*.pyi' 2>/dev/null)
+MAINNET_FIXTURE ?= ../shared/fixtures/mainnet-blocks.tar.gz
 
-.PHONY: venv contracts build run test cargo-test pytest stubtest typecheck clean
+.PHONY: venv contracts build run replay test cargo-test pytest stubtest typecheck clean
 
 venv: $(VENV_STAMP)
 $(VENV_STAMP): requirements-dev.txt
@@ -48,6 +51,10 @@ $(BUILD_STAMP): $(VENV_STAMP) $(CONTRACT_OUT) $(RUST_SOURCES) $(PY_SOURCES)
 
 run: build
 	$(VENV)/bin/parex bench
+
+# Extracts the fixture into .cache/fixtures once (ignored), then checks every block.
+replay: build
+	$(VENV)/bin/parex replay $(MAINNET_FIXTURE) --cache-dir .cache/fixtures
 
 cargo-test:
 	cargo test --workspace

@@ -7,7 +7,11 @@ __all__ = [
     "address_of",
     "execute",
     "keccak256",
+    "logs_bloom",
+    "receipts_root",
+    "rpc_transactions",
     "sign_transactions",
+    "transactions_root",
     "DecodeError",
     "InvalidTransaction",
     "ParexError",
@@ -170,3 +174,7 @@ def sign_transactions(
     requests: Iterable[_Request | _TypedRequest],
 ) -> list[bytes]: ...
 def keccak256(data: bytes | bytearray) -> bytes: ...
+def rpc_transactions(block: str | bytes | bytearray) -> list[bytes]: ...
+def receipts_root(result: BlockResult) -> bytes: ...
+def logs_bloom(result: BlockResult) -> bytes: ...
+def transactions_root(transactions: Iterable[bytes | bytearray]) -> bytes: ...

@@ -4,19 +4,25 @@ The ``parex`` command.
 ``parex bench`` with no options runs the default matrix (transfer, erc20, amm × conflict
 0, 20, 50 % × 1, 2 and all CPUs × 10,000 transactions). It exits with status 1 when any
 parallel run differs from the sequential reference.
+
+``parex replay PATH`` replays real blocks (a fixture archive or folder) sequentially and with
+Block-STM and checks each against its header; it exits with status 1 when a block does not
+match its header or the parallel outcome differs.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import tarfile
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, bench
+from . import __version__, bench, replay
 from .workloads import WORKLOADS
 
 
@@ -155,6 +161,141 @@ def bench_command(
                 f"[bold red]divergence:[/] {r.workload} conflict={r.conflict}% "
                 f"threads={r.threads}: parallel outcome differs from sequential"
             )
+        sys.exit(1)
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
+
+
+def _replay_table(report: replay.Report) -> Table:
+    table = Table(
+        title=f"parex replay: mainnet blocks, sequential vs Block-STM at {report.threads} "
+        "threads (execution; recovery apart)",
+        title_justify="left",
+        caption="speedup = seq ms / par ms (best of --repeat); ideal = dependency-graph bound; "
+        "header = gas used, logs bloom, transactions root, receipts root (* skipped before "
+        "Byzantium: receipts embed state roots and the pre-state is partial)",
+    )
+    for header in (
+        "block", "fork", "txs", "gas", "seq ms", "par ms", "speedup", "ideal", "re-exec",
+        "header", "identical",
+    ):
+        left = header in ("fork", "header", "identical")
+        table.add_column(header, justify="left" if left else "right")
+    for b in report.blocks:
+        if b.error is not None:
+            header_cell = "[bold red]ERROR[/]"
+        elif b.matches_header:
+            header_cell = "yes*" if b.skipped_checks else "yes"
+        else:
+            header_cell = "[bold red]NO[/]: " + ", ".join(b.failed_checks)
+        table.add_row(
+            str(b.number),
+            b.fork,
+            f"{b.txs:,}",
+            f"{b.gas:,}",
+            _ms(b.sequential_ms),
+            _ms(b.parallel_ms),
+            "-" if b.speedup is None else f"{b.speedup:.2f}x",
+            _fmt(b.ideal_speedup, ".2f"),
+            "-" if b.reexecutions is None else f"{b.reexecutions:,}",
+            header_cell,
+            "yes" if b.identical else "[bold red]NO[/]",
+        )
+    return table
+
+
+@main.command("replay")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--threads", "-t", type=int, default=None, callback=_positive,
+    help="Block-STM worker threads. Default: the number of CPUs.",
+)
+@click.option(
+    "--repeat", "-r", type=int, default=replay.DEFAULT_REPEAT, show_default=True,
+    callback=_positive, help="Runs per measurement; the best is reported.",
+)
+@click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where a .tar.gz fixture is extracted. Default: $PAREX_CACHE_DIR, else "
+    "./.cache/fixtures.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, nothing else.")
+def replay_command(
+    path: Path, threads: int | None, repeat: int, cache_dir: Path | None, as_json: bool
+) -> None:
+    """Replay real blocks and check them against their headers.
+
+    PATH is a fixture archive (.tar.gz, extracted once into the cache folder), an extracted
+    fixture folder (holding blocks/ or mainnet/blocks/), or one block folder. Each block
+    runs sequentially and with Block-STM; gas used, logs bloom, transactions root and (from
+    Byzantium on) receipts root must match the header, and the parallel outcome must equal
+    the sequential one. Block rewards and withdrawals are not applied (no state root is
+    checked: the pre-state is partial). Exits with status 1 when any block fails.
+    """
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("extracting", total=None)
+        try:
+            report = replay.replay(
+                path,
+                threads=threads,
+                repeat=repeat,
+                cache_dir=cache_dir,
+                on_start=lambda total: progress.update(task, total=total, description="replay"),
+                on_block=lambda b: progress.update(
+                    task, advance=1, description=f"block {b.number}"
+                ),
+            )
+        except (FileNotFoundError, tarfile.TarError) as e:
+            raise click.ClickException(str(e)) from e
+
+    if as_json:
+        json.dump(report.as_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        out = Console()
+        if not out.is_terminal:
+            out = Console(width=200)
+        out.print(_replay_table(report))
+        timed = [b for b in report.blocks if b.speedup is not None]
+        matching = sum(1 for b in report.blocks if b.error is None and b.matches_header)
+        out.print(
+            f"{matching}/{len(report.blocks)} blocks match their headers; "
+            f"{sum(b.identical for b in report.blocks)}/{len(report.blocks)} parallel "
+            "results identical to sequential"
+        )
+        if timed:
+            out.print(
+                f"speedup at {report.threads} threads: {_fmt(report.total_speedup, '.2f')}x "
+                f"time-weighted (sum seq / sum par over {len(timed)} blocks), "
+                f"min {_fmt(report.min_speedup, '.2f')}x"
+            )
+    failed = [b for b in report.blocks if not b.ok]
+    for b in failed:
+        if b.error is not None:
+            err.print(f"[bold red]block {b.number}:[/] {b.error}")
+            continue
+        for c in b.checks:
+            if not c.ok:
+                err.print(
+                    f"[bold red]block {b.number}: {c.name} differs:[/] "
+                    f"header {c.expected}, replay {c.actual}"
+                )
+        if not b.identical:
+            err.print(f"[bold red]block {b.number}: parallel outcome differs from sequential[/]")
+    if failed:
         sys.exit(1)
 
 

@@ -63,6 +63,7 @@ mod block;
 mod env;
 mod error;
 mod prepare;
+pub mod rpc_json;
 pub mod sign;
 mod task;
 

@@ -6,6 +6,7 @@
 
 mod convert;
 mod errors;
+mod replay;
 mod result;
 mod state;
 
@@ -331,6 +332,8 @@ mod _core {
 
     #[pymodule_export]
     use super::{address_of, execute, keccak256, sign_transactions};
+    #[pymodule_export]
+    use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};
     #[pymodule_export]
     use crate::errors::{
         DecodeError, InvalidTransaction, ParexError, SignatureError, StateError, TransactionError,
