@@ -43,6 +43,7 @@ class _Stats(TypedDict):
     validations: int
     validation_aborts: int
     blocked_reads: int
+    hinted_waits: int
     fallback_reason: str | None
     threads: int
 

@@ -13,6 +13,8 @@
 //! # Worker states
 //! ```text
 //!            next_task                     try_execute ── add_dependency ──► Idle
+//!                                            (a first incarnation may wait on its
+//!                                             dependency hint the same way)
 //!   Idle ─────────────────► Executing ─────────┤
 //!    ▲  ▲                                      └── finish_execution ──► Validating / Idle
 //!    │  │        finish_validation (no abort)
@@ -81,6 +83,7 @@ struct Counters {
     validations: AtomicU64,
     validation_aborts: AtomicU64,
     blocked_reads: AtomicU64,
+    hinted_waits: AtomicU64,
 }
 
 type TxnOutcome<T> = Result<<T as BlockTask>::Output, <T as BlockTask>::Error>;
@@ -188,6 +191,17 @@ impl<T: BlockTask> Block<'_, T> {
 
     fn try_execute(&self, version: Version, scratch: &mut ReadSet<T::Key>) -> Option<Task> {
         let Version { txn_idx, incarnation } = version;
+        if incarnation == 0 {
+            // I16: scheduling only.
+            if let Some(hinted) = self.task.dependency_hint(txn_idx).filter(|h| *h < txn_idx) {
+                // Wait for the likely writer rather than read what it is about to replace.
+                // add_dependency refuses when the writer already finished: then run now.
+                if self.scheduler.add_dependency(txn_idx, hinted) {
+                    self.counters.hinted_waits.fetch_add(1, Relaxed);
+                    return None;
+                }
+            }
+        }
         loop {
             scratch.clear();
             let mut view = MvView {
@@ -372,6 +386,7 @@ pub fn execute_parallel_in<T: BlockTask>(
             validations: block.counters.validations.load(Relaxed),
             validation_aborts: block.counters.validation_aborts.load(Relaxed),
             blocked_reads: block.counters.blocked_reads.load(Relaxed),
+            hinted_waits: block.counters.hinted_waits.load(Relaxed),
             threads: workers as u32,
         },
         traces,

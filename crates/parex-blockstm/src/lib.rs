@@ -48,6 +48,8 @@ pub struct Stats {
     pub validations: u64,
     pub validation_aborts: u64,
     pub blocked_reads: u64,
+    /// First incarnations that waited on their dependency hint.
+    pub hinted_waits: u64,
     pub threads: u32,
 }
 

@@ -105,6 +105,14 @@ pub trait BlockTask: Sync {
     where
         R: ReadView<Key = Self::Key, Value = Self::Value>;
 
+    /// A lower transaction this one most likely reads from (an EVM adapter names the previous
+    /// transaction of the same sender, whose nonce it needs). Scheduling alone uses it: the
+    /// first incarnation waits for the hinted transaction to finish executing instead of
+    /// running on a value that is about to change. A wrong hint costs time, never correctness.
+    fn dependency_hint(&self, _txn_idx: TxnIndex) -> Option<TxnIndex> {
+        None
+    }
+
     /// Applies `delta` to `base`, the value lower transactions left (`None`: absent).
     fn apply_delta(key: &Self::Key, base: Option<&Self::Value>, delta: &Self::Delta)
         -> Self::Value;

@@ -40,11 +40,13 @@ struct MockBlock {
     /// Panic in the parallel executor when this transaction runs this incarnation-ish count.
     panic_at: Option<TxnIndex>,
     armed: std::sync::atomic::AtomicBool,
+    /// Dependency hints, right or wrong: they may change timing, never results.
+    hints: Vec<Option<TxnIndex>>,
 }
 
 impl MockBlock {
     fn new(txns: Vec<Vec<Op>>) -> Self {
-        MockBlock { txns, panic_at: None, armed: false.into() }
+        MockBlock { txns, panic_at: None, armed: false.into(), hints: Vec::new() }
     }
 }
 
@@ -131,6 +133,10 @@ impl BlockTask for MockBlock {
     fn apply_delta(_key: &u8, base: Option<&u64>, delta: &u64) -> u64 {
         base.copied().unwrap_or(0).wrapping_add(*delta)
     }
+
+    fn dependency_hint(&self, txn_idx: TxnIndex) -> Option<TxnIndex> {
+        self.hints.get(txn_idx as usize).copied().flatten()
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -152,7 +158,12 @@ fn block() -> impl Strategy<Value = Vec<Vec<Op>>> {
 /// The sequential run stops at the first invalid transaction; the parallel run must agree on
 /// everything up to and including it.
 fn assert_same(txns: &[Vec<Op>], threads: usize) {
-    let block = MockBlock::new(txns.to_vec());
+    assert_same_hinted(txns, &[], threads);
+}
+
+fn assert_same_hinted(txns: &[Vec<Op>], hints: &[Option<TxnIndex>], threads: usize) {
+    let mut block = MockBlock::new(txns.to_vec());
+    block.hints = hints.to_vec();
     let sequential = execute_sequential(&block, Options { trace: true }).expect("sequential");
     let parallel = execute_parallel(&block, NonZeroUsize::new(threads).unwrap(), Options { trace: true })
         .expect("parallel");
@@ -190,6 +201,18 @@ proptest! {
     fn parallel_equals_sequential(txns in block()) {
         for threads in 1..=8 {
             assert_same(&txns, threads);
+        }
+    }
+
+    /// Random dependency hints (any lower transaction, or none; often wrong) change only
+    /// scheduling.
+    #[test]
+    fn hints_never_change_results(txns in block(), seeds in prop::collection::vec(any::<u32>(), 48)) {
+        let hints: Vec<Option<TxnIndex>> = (0..txns.len())
+            .map(|i| (i > 0 && seeds[i] % 3 != 0).then(|| seeds[i] % i as u32))
+            .collect();
+        for threads in [2, 4, 8] {
+            assert_same_hinted(&txns, &hints, threads);
         }
     }
 }

@@ -205,6 +205,7 @@ pub fn execute_prepared<S: StateViewRef>(
         reexecutions: stats.reexecutions,
         validation_aborts: stats.validation_aborts,
         blocked_reads: stats.blocked_reads,
+        hinted_waits: stats.hinted_waits,
         validations: stats.validations,
         fallback_reason,
         threads: if fallback { 1 } else { stats.threads },

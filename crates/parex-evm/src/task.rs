@@ -131,11 +131,21 @@ pub struct EvmTask<'a, S: StateViewRef> {
     /// Analysed bytecode by hash: every incarnation that reads a contract from pre-block state
     /// shares one analysis, as a `CacheDB` would.
     codes: RwLock<AHashMap<B256, Bytecode>>,
+    /// For each transaction, the previous transaction of the same sender: it writes the
+    /// nonce this one checks, so it is the dependency hint.
+    previous_of_sender: Vec<Option<TxnIndex>>,
 }
 
 impl<'a, S: StateViewRef> EvmTask<'a, S> {
     pub fn new(block: &'a PreparedBlock, state: &'a S) -> Self {
-        EvmTask { block, state, codes: RwLock::new(AHashMap::new()) }
+        let mut last: AHashMap<Address, TxnIndex> = AHashMap::with_capacity(block.senders.len());
+        let previous_of_sender = block
+            .senders
+            .iter()
+            .enumerate()
+            .map(|(i, sender)| last.insert(*sender, i as TxnIndex))
+            .collect();
+        EvmTask { block, state, codes: RwLock::new(AHashMap::new()), previous_of_sender }
     }
 
     fn base_code(&self, hash: B256) -> Result<Bytecode, ReadError> {
@@ -272,6 +282,10 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
             fee,
         };
         TaskOutcome::Done { writes, output }
+    }
+
+    fn dependency_hint(&self, txn_idx: TxnIndex) -> Option<TxnIndex> {
+        self.previous_of_sender.get(txn_idx as usize).copied().flatten()
     }
 
     fn apply_delta(_key: &EvmKey, base: Option<&EvmValue>, delta: &U256) -> EvmValue {

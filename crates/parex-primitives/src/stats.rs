@@ -9,6 +9,9 @@ pub struct ExecStats {
     pub validation_aborts: u64,
     /// Reads that met an estimate and suspended their transaction.
     pub blocked_reads: u64,
+    /// First incarnations that waited for their dependency hint (the previous transaction of
+    /// the same sender) instead of running on a nonce about to change.
+    pub hinted_waits: u64,
     /// Validation tasks run.
     pub validations: u64,
     /// Why the block was re-run sequentially, if it was.

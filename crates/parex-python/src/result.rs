@@ -248,7 +248,7 @@ impl BlockResult {
     }
 
     /// Scheduler counters: executions, reexecutions, validations, validation_aborts,
-    /// blocked_reads, fallback_reason, threads.
+    /// blocked_reads, hinted_waits, fallback_reason, threads.
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = &self.inner.stats;
@@ -258,6 +258,7 @@ impl BlockResult {
         dict.set_item("validations", s.validations)?;
         dict.set_item("validation_aborts", s.validation_aborts)?;
         dict.set_item("blocked_reads", s.blocked_reads)?;
+        dict.set_item("hinted_waits", s.hinted_waits)?;
         dict.set_item("fallback_reason", s.fallback_reason.as_deref())?;
         dict.set_item("threads", s.threads)?;
         Ok(dict)
