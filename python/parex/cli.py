@@ -40,6 +40,19 @@ def _positive(ctx: click.Context, param: click.Parameter, value: object) -> obje
     return value
 
 
+def _progress(console: Console) -> Progress:
+    """A progress bar on stderr that vanishes when done and stays off when not a terminal."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -119,15 +132,7 @@ def bench_command(
     err = Console(stderr=True)
     total = len(names) * len(levels) * bench.runs_per_workload(thread_counts, repeat)
 
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
+    with _progress(err) as progress:
         task = progress.add_task("starting", total=total)
         rows = bench.run(
             names,
@@ -237,15 +242,7 @@ def replay_command(
     checked: the pre-state is partial). Exits with status 1 when any block fails.
     """
     err = Console(stderr=True)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
+    with _progress(err) as progress:
         task = progress.add_task("extracting", total=None)
         try:
             report = replay.replay(
