@@ -1,9 +1,12 @@
 # parex build glue. Every target is idempotent and does nothing when its inputs are unchanged.
 #
 #   make run    set up, build, then run the default benchmark matrix
-#   make test   set up, build, then cargo tests, pytest and stubtest (pytest replays every
-#               block of the shared mainnet fixture: tests/test_replay.py)
+#   make test   set up, build, then cargo tests, pytest, stubtest, mypy and conformance (pytest
+#               replays every block of the shared mainnet fixture: tests/test_replay.py)
 #   make replay set up, build, then replay the shared mainnet fixture against its headers
+#   make conformance  set up, build, then run every execution-spec state test of the shared
+#               EEST fixture through Block-STM at 2 threads (about 12 s on two cores; part of
+#               make test)
 #
 # Needs python3 (>= 3.11), cargo, node and npm; fetches from PyPI, crates.io and npm only.
 
@@ -23,8 +26,9 @@ BUILD_STAMP     := $(VENV)/.parex-build
 RUST_SOURCES    := Cargo.toml $(wildcard Cargo.lock) $(shell find crates -name '*.rs' -o -name Cargo.toml 2>/dev/null)
 PY_SOURCES      := pyproject.toml $(shell find python/parex -name '*.py' -o -name '*.pyi' 2>/dev/null)
 MAINNET_FIXTURE ?= ../shared/fixtures/mainnet-blocks.tar.gz
+EEST_FIXTURE    ?= ../shared/fixtures/eest-v5.4.0-cancun-prague.tar.gz
 
-.PHONY: venv contracts build run replay test cargo-test pytest stubtest typecheck clean
+.PHONY: venv contracts build run replay conformance test cargo-test pytest stubtest typecheck clean
 
 venv: $(VENV_STAMP)
 $(VENV_STAMP): requirements-dev.txt
@@ -56,6 +60,11 @@ run: build
 replay: build
 	$(VENV)/bin/parex replay $(MAINNET_FIXTURE) --cache-dir .cache/fixtures
 
+# Extracts the fixture into .cache/fixtures once (ignored), then runs every state test
+# (blockchain tests are reported as skipped until they are implemented).
+conformance: build
+	$(VENV)/bin/parex conformance $(EEST_FIXTURE) --threads 2 --cache-dir .cache/fixtures
+
 cargo-test:
 	cargo test --workspace
 
@@ -68,7 +77,7 @@ stubtest: build
 typecheck: build
 	$(VPY) -m mypy
 
-test: build cargo-test pytest stubtest typecheck
+test: build cargo-test pytest stubtest typecheck conformance
 
 clean:
 	rm -rf $(VENV) contracts/node_modules python/parex/_contracts python/parex/_core*.so

@@ -35,6 +35,15 @@ pub fn state_root(state: &InMemoryState) -> B256 {
     alloy_trie::root::state_root(leaves)
 }
 
+/// keccak256 of the RLP list of `logs` (each `[address, topics, data]`): the `logs` hash of
+/// the execution-spec state tests. No logs hash to keccak256 of the empty list, `0xc0`.
+pub fn logs_hash<'a>(logs: impl IntoIterator<Item = &'a Log>) -> B256 {
+    let logs: Vec<&Log> = logs.into_iter().collect();
+    let mut out = Vec::new();
+    alloy_rlp::encode_list::<&Log, Log>(&logs, &mut out);
+    keccak256(&out)
+}
+
 /// The bloom filter of a set of logs.
 pub fn logs_bloom<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Bloom {
     let mut bloom = Bloom::ZERO;
@@ -106,6 +115,32 @@ mod tests {
     fn empty_state_has_the_empty_root() {
         assert_eq!(state_root(&InMemoryState::new()), EMPTY_ROOT_HASH);
         assert_eq!(receipts_root(&[]), EMPTY_ROOT_HASH);
+    }
+
+    #[test]
+    fn logs_hash_is_the_keccak_of_the_rlp_list() {
+        // keccak256(rlp([])) = keccak256(0xc0), the value of every state test without logs.
+        assert_eq!(
+            logs_hash([]),
+            "0x1dcc4de8dec75d7aab85b567b6ccd41ad312451b948a7413f0a142fd40d49347"
+                .parse::<B256>()
+                .unwrap()
+        );
+        let log = Log::new_unchecked(
+            Address::with_last_byte(0xaa),
+            vec![B256::with_last_byte(1)],
+            Bytes::from_static(&[0xde, 0xad]),
+        );
+        // rlp([[address, [topic], data]]) built by hand.
+        let mut item = vec![0x94];
+        item.extend_from_slice(log.address.as_slice());
+        item.extend_from_slice(&[0xe1, 0xa0]);
+        item.extend_from_slice(B256::with_last_byte(1).as_slice());
+        item.extend_from_slice(&[0x82, 0xde, 0xad]);
+        assert_eq!(item.len(), 58); // over 55: long list headers
+        let mut encoded = vec![0xf8, 60, 0xf8, 58];
+        encoded.extend_from_slice(&item);
+        assert_eq!(logs_hash([&log]), keccak256(&encoded));
     }
 
     #[test]

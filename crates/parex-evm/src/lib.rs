@@ -55,6 +55,16 @@
 //! empty beneficiary. Lazy fees never touch it; `execute_block` applies the rule once after the
 //! block when some transaction paid no fee (only blocks with zero fees can hit it).
 //!
+//! # Creation collisions (EIP-7610)
+//! A creation at an address with storage (but nonce 0 and no code) collides, like one at an
+//! address with a nonce or code; revm checks only the latter. The handler creates every frame
+//! through `init_frame`, which asks the store (`StateViewRef::has_storage`) whether the target
+//! holds pre-block storage, unless the account read shows a storage reset in this block, and
+//! then lets revm fail the creation as a nonce collision. Only pre-block storage can matter:
+//! in a block an account gains storage only by running code, which gives it a nonce (from
+//! Spurious Dragon; before it, only a CREATE can give it storage without code, at an address no
+//! later CREATE derives again, CREATE2 coming with Constantinople).
+//!
 //! # Per-thread EVM
 //! Each worker keeps one revm instance (instruction table, frames, journal maps) and attaches
 //! the incarnation's database for the duration of one transaction.

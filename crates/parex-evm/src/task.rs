@@ -14,8 +14,11 @@ use revm::context::{
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::context_interface::{ContextTr, DBErrorMarker, Database, FrameStack, JournalTr};
 use revm::handler::instructions::EthInstructions;
-use revm::handler::{EthFrame, EthPrecompiles, EvmTr, FrameTr, Handler};
+use revm::handler::{EthFrame, EthPrecompiles, EvmTr, FrameResult, FrameTr, Handler, ItemOrResult};
 use revm::interpreter::interpreter::EthInterpreter;
+use revm::interpreter::interpreter_action::FrameInit;
+use revm::interpreter::{CreateInputs, FrameInput};
+use revm::primitives::constants::CALL_STACK_LIMIT;
 use revm::primitives::hardfork::SpecId;
 use revm::state::{AccountInfo, Bytecode, EvmState};
 use std::cell::{Cell, RefCell};
@@ -575,8 +578,9 @@ where
     }
 }
 
-/// The mainnet handler with one hook replaced: the beneficiary is not touched; its fee is
-/// recorded for the task to emit as a lazy credit.
+/// The mainnet handler with two hooks replaced: the beneficiary is not touched (its fee is
+/// recorded for the task to emit as a lazy credit), and frame creation adds the EIP-7610
+/// storage collision that revm does not check (see [`storage_collision`]).
 struct LazyBeneficiaryHandler<EVM> {
     coinbase_gas_price: u128,
     fee: Cell<U256>,
@@ -592,7 +596,7 @@ impl<EVM> LazyBeneficiaryHandler<EVM> {
 impl<EVM> Handler for LazyBeneficiaryHandler<EVM>
 where
     EVM: EvmTr<
-        Context: ContextTr<Journal: JournalTr<State = EvmState>>,
+        Context: ContextTr<Db = AttachedDb, Journal: JournalTr<State = EvmState>>,
         Frame = EthFrame<EthInterpreter>,
     >,
 {
@@ -612,6 +616,100 @@ where
         self.fee.set(U256::from(self.coinbase_gas_price).saturating_mul(U256::from(used)));
         Ok(())
     }
+
+    /// revm's loop, with every frame created through [`init_frame`].
+    fn run_exec_loop(
+        &mut self,
+        evm: &mut Self::Evm,
+        first_frame_input: FrameInit,
+    ) -> Result<FrameResult, Self::Error> {
+        if let Some(result) = init_frame(evm, first_frame_input)? {
+            return Ok(result);
+        }
+        loop {
+            let result = match evm.frame_run()? {
+                ItemOrResult::Item(init) => match init_frame(evm, init)? {
+                    Some(result) => result,
+                    None => continue,
+                },
+                ItemOrResult::Result(result) => result,
+            };
+            if let Some(result) = evm.frame_return_result(result)? {
+                return Ok(result);
+            }
+        }
+    }
+}
+
+/// `evm.frame_init(init)`: `None` when a frame was pushed, else the frame's immediate result.
+///
+/// EIP-7610 (retroactive to every fork): creating a contract at an address with non-empty
+/// storage fails like a nonce or code collision. revm checks nonce and code only, so when
+/// [`storage_collision`] finds the case, the target's nonce is set to 1 in the journal for the
+/// duration of `frame_init`, where revm then fails the creation with `CreateCollision` exactly
+/// as for a nonce collision (caller nonce bumped, target warmed, the frame's gas consumed), and
+/// put back to 0 right after. A collision reverts its checkpoint, so no journal entry ever
+/// records the borrowed nonce.
+fn init_frame<EVM>(
+    evm: &mut EVM,
+    init: FrameInit,
+) -> Result<Option<FrameResult>, EVMError<ViewDbError, InvalidTransaction>>
+where
+    EVM: EvmTr<
+        Context: ContextTr<Db = AttachedDb, Journal: JournalTr<State = EvmState>>,
+        Frame = EthFrame<EthInterpreter>,
+    >,
+{
+    let collides = match &init.frame_input {
+        FrameInput::Create(inputs) => storage_collision(evm.ctx(), init.depth, inputs)?,
+        _ => None,
+    };
+    let set_nonce = |evm: &mut EVM, target: &Address, nonce: u64| {
+        if let Some(account) = evm.ctx().journal_mut().evm_state_mut().get_mut(target) {
+            account.info.nonce = nonce;
+        }
+    };
+    if let Some(target) = &collides {
+        set_nonce(evm, target, 1);
+    }
+    let result = match evm.frame_init(init) {
+        Ok(ItemOrResult::Item(_)) => Ok(None),
+        Ok(ItemOrResult::Result(result)) => Ok(Some(result)),
+        Err(e) => Err(e),
+    };
+    if let Some(target) = &collides {
+        set_nonce(evm, target, 0);
+    }
+    Ok(result?)
+}
+
+/// The address a create frame would collide with under EIP-7610 but not under revm's own
+/// rule: the creation gets past revm's earlier checks (depth, caller balance, caller nonce,
+/// in its order), and the target has nonce 0, no code and storage. Loads the target into the
+/// journal (warm), as revm does next in the same case.
+fn storage_collision<CTX>(
+    ctx: &mut CTX,
+    depth: usize,
+    inputs: &CreateInputs,
+) -> Result<Option<Address>, ViewDbError>
+where
+    CTX: ContextTr<Db = AttachedDb, Journal: JournalTr<State = EvmState>>,
+{
+    if depth > CALL_STACK_LIMIT as usize {
+        return Ok(None);
+    }
+    let journal = ctx.journal_mut();
+    let caller = journal.load_account(inputs.caller())?;
+    let (balance, nonce) = (caller.data.info.balance, caller.data.info.nonce);
+    if balance < inputs.value() || nonce == u64::MAX {
+        return Ok(None);
+    }
+    let target = inputs.created_address(nonce);
+    let account = journal.load_account(target)?;
+    if account.data.info.nonce != 0 || account.data.info.code_hash != KECCAK_EMPTY {
+        return Ok(None); // revm's own collision, or no collision
+    }
+    Ok(journal.db_mut().has_storage(target)?.then_some(target))
 }
 
 /// The object-safe face of one incarnation's database, so that the per-thread EVM below can
@@ -621,9 +719,15 @@ trait DbBackend {
     fn code_by_hash(&mut self, code_hash: B256) -> Result<Bytecode, ViewDbError>;
     fn storage(&mut self, address: Address, index: U256) -> Result<U256, ViewDbError>;
     fn block_hash(&mut self, number: u64) -> Result<B256, ViewDbError>;
+    /// EIP-7610: whether `address` holds storage that a creation there would collide with.
+    fn has_storage(&mut self, address: Address) -> Result<bool, ViewDbError>;
 }
 
-impl<T: Database<Error = ViewDbError>> DbBackend for T {
+impl<R, S> DbBackend for ViewDb<'_, '_, '_, R, S>
+where
+    R: ReadView<Key = EvmKey, Value = EvmValue>,
+    S: StateViewRef,
+{
     fn basic(&mut self, address: Address) -> Result<Option<AccountInfo>, ViewDbError> {
         Database::basic(self, address)
     }
@@ -635,6 +739,21 @@ impl<T: Database<Error = ViewDbError>> DbBackend for T {
     }
     fn block_hash(&mut self, number: u64) -> Result<B256, ViewDbError> {
         Database::block_hash(self, number)
+    }
+    /// Storage can only come from pre-block state: within a block an account gains storage
+    /// only by running code, which (from Spurious Dragon) gives it a nonce, so it collides
+    /// anyway. A reset in this block (deletion, re-creation, a lazy credit bringing it back)
+    /// wiped the pre-block storage. The account read that tells the two apart is recorded, so
+    /// validation re-checks it; pre-block state never changes.
+    fn has_storage(&mut self, address: Address) -> Result<bool, ViewDbError> {
+        let (_, mode) = self.read_account(address)?;
+        if mode != StorageMode::Normal {
+            return Ok(false);
+        }
+        self.task.state.has_storage(&address).map_err(|e| {
+            self.store_error = Some(e.to_string());
+            ViewDbError(e.to_string())
+        })
     }
 }
 
@@ -651,6 +770,10 @@ impl AttachedDb {
             Some(db) => Ok(unsafe { db.as_mut() }),
             None => Err(ViewDbError("no database attached".into())),
         }
+    }
+
+    fn has_storage(&mut self, address: Address) -> Result<bool, ViewDbError> {
+        self.get()?.has_storage(address)
     }
 }
 

@@ -4,6 +4,7 @@
 //! held; the block itself then runs with the GIL released, and a panic inside the engine is
 //! caught here and raised as `ParexError` instead of unwinding into the interpreter.
 
+mod conformance;
 mod convert;
 mod errors;
 mod replay;
@@ -332,6 +333,8 @@ mod _core {
 
     #[pymodule_export]
     use super::{address_of, execute, keccak256, sign_transactions};
+    #[pymodule_export]
+    use crate::conformance::{logs_hash, state_root};
     #[pymodule_export]
     use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};
     #[pymodule_export]

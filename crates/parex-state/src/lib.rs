@@ -2,9 +2,10 @@
 //!
 //! Executors read pre-block state through [`StateViewRef`], a read-only view that many worker
 //! threads share. A store only has to answer three questions (account, storage slot, code by
-//! hash) plus the `BLOCKHASH` lookup; the in-memory [`InMemoryState`] here and the persistent
-//! store of the node plug in the same way. [`StateView`] is the `&mut` twin, blanket-implemented
-//! for every `StateViewRef`, for callers that hold a view exclusively.
+//! hash) plus the `BLOCKHASH` lookup and whether an account has any storage (EIP-7610); the
+//! in-memory [`InMemoryState`] here and the persistent store of the node plug in the same way.
+//! [`StateView`] is the `&mut` twin, blanket-implemented for every `StateViewRef`, for callers
+//! that hold a view exclusively.
 
 mod memory;
 
@@ -28,6 +29,9 @@ pub trait StateViewRef: Sync {
     fn code_by_hash(&self, code_hash: &B256) -> Result<Option<Bytes>, StateError>;
     /// The hash of block `number`, for `BLOCKHASH`; zero when unknown.
     fn block_hash(&self, number: u64) -> Result<B256, StateError>;
+    /// True when `address` has at least one non-zero storage slot (a storage root other than
+    /// the empty trie's): EIP-7610 makes a creation at such an address collide.
+    fn has_storage(&self, address: &Address) -> Result<bool, StateError>;
 }
 
 /// The exclusive twin of [`StateViewRef`].
@@ -36,6 +40,7 @@ pub trait StateView {
     fn storage(&mut self, address: &Address, slot: &U256) -> Result<U256, StateError>;
     fn code_by_hash(&mut self, code_hash: &B256) -> Result<Option<Bytes>, StateError>;
     fn block_hash(&mut self, number: u64) -> Result<B256, StateError>;
+    fn has_storage(&mut self, address: &Address) -> Result<bool, StateError>;
 }
 
 impl<T: StateViewRef> StateView for T {
@@ -51,6 +56,9 @@ impl<T: StateViewRef> StateView for T {
     fn block_hash(&mut self, number: u64) -> Result<B256, StateError> {
         StateViewRef::block_hash(self, number)
     }
+    fn has_storage(&mut self, address: &Address) -> Result<bool, StateError> {
+        StateViewRef::has_storage(self, address)
+    }
 }
 
 impl<T: StateViewRef + ?Sized> StateViewRef for &T {
@@ -65,5 +73,8 @@ impl<T: StateViewRef + ?Sized> StateViewRef for &T {
     }
     fn block_hash(&self, number: u64) -> Result<B256, StateError> {
         (**self).block_hash(number)
+    }
+    fn has_storage(&self, address: &Address) -> Result<bool, StateError> {
+        (**self).has_storage(address)
     }
 }

@@ -141,4 +141,27 @@ impl StateViewRef for InMemoryState {
     fn block_hash(&self, number: u64) -> Result<B256, StateError> {
         Ok(self.block_hashes.get(&number).copied().unwrap_or_default())
     }
+
+    fn has_storage(&self, address: &Address) -> Result<bool, StateError> {
+        // Zero values are never stored (insert_storage and apply remove them).
+        Ok(self.accounts.get(address).is_some_and(|a| !a.storage.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_storage_follows_non_zero_slots() {
+        let a = Address::with_last_byte(1);
+        let mut state = InMemoryState::new();
+        assert!(!state.has_storage(&a).unwrap());
+        state.insert_account(a, U256::ZERO, 0, None);
+        assert!(!state.has_storage(&a).unwrap());
+        state.insert_storage(a, U256::from(7), U256::from(1));
+        assert!(state.has_storage(&a).unwrap());
+        state.insert_storage(a, U256::from(7), U256::ZERO);
+        assert!(!state.has_storage(&a).unwrap());
+    }
 }
