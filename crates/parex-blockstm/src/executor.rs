@@ -86,6 +86,9 @@ struct Counters {
     hinted_waits: AtomicU64,
 }
 
+/// The final value of each written key (`None`: deleted or absent).
+type FinalValues<T> = Vec<(<T as BlockTask>::Key, Option<<T as BlockTask>::Value>)>;
+
 type TxnOutcome<T> = Result<<T as BlockTask>::Output, <T as BlockTask>::Error>;
 
 struct Block<'a, T: BlockTask> {
@@ -127,7 +130,7 @@ impl<T: BlockTask> Block<'_, T> {
         worker: usize,
         workers: usize,
         barrier: &Barrier,
-    ) -> Option<Vec<(T::Key, Option<T::Value>)>> {
+    ) -> Option<FinalValues<T>> {
         self.work();
         let part = if self.fatal.lock().is_none() {
             let num_txns = self.outputs.len();
@@ -175,7 +178,7 @@ impl<T: BlockTask> Block<'_, T> {
                     if next.is_none() {
                         // Nothing ready: other workers hold the tasks that unblock us.
                         idle_spins += 1;
-                        if idle_spins % 64 == 0 {
+                        if idle_spins.is_multiple_of(64) {
                             std::thread::yield_now();
                         } else {
                             std::hint::spin_loop();

@@ -22,7 +22,7 @@ pub use executor::{execute_parallel, execute_parallel_in, TaskMemory};
 pub use ideal::ideal_speedup;
 pub use sequential::{execute_sequential, execute_sequential_in, Overlay};
 pub use task::{
-    BlockTask, Incarnation, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version,
+    BlockTask, Incarnation, OutcomeOf, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version,
     WriteOp, WriteSet,
 };
 

@@ -75,6 +75,15 @@ pub enum TaskOutcome<K, V, D, O, E> {
     ReadFailed,
 }
 
+/// The outcome type of task `T`'s incarnations.
+pub type OutcomeOf<T> = TaskOutcome<
+    <T as BlockTask>::Key,
+    <T as BlockTask>::Value,
+    <T as BlockTask>::Delta,
+    <T as BlockTask>::Output,
+    <T as BlockTask>::Error,
+>;
+
 /// A VM's view of one block: how to read pre-block state, run a transaction, apply a delta.
 ///
 /// One task value is shared by every worker, so it must be `Sync`; per-incarnation state lives
@@ -101,7 +110,7 @@ pub trait BlockTask: Sync {
         &self,
         txn_idx: TxnIndex,
         view: &mut R,
-    ) -> TaskOutcome<Self::Key, Self::Value, Self::Delta, Self::Output, Self::Error>
+    ) -> OutcomeOf<Self>
     where
         R: ReadView<Key = Self::Key, Value = Self::Value>;
 

@@ -52,7 +52,7 @@ impl MockBlock {
 
 fn base_value(key: u8) -> Option<u64> {
     // Some keys start absent, to cover deltas and reads on nothing.
-    (key % 3 != 0).then(|| key as u64 * 1000)
+    (!key.is_multiple_of(3)).then(|| key as u64 * 1000)
 }
 
 impl BlockTask for MockBlock {
@@ -116,7 +116,7 @@ impl BlockTask for MockBlock {
                     writes.insert(key, WriteOp::Write(None));
                 }
                 Op::FailIfDivisible(divisor) => {
-                    if acc % divisor == 0 {
+                    if acc.is_multiple_of(divisor) {
                         return TaskOutcome::Invalid(format!("acc {acc} divisible by {divisor}"));
                     }
                 }

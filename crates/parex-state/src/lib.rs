@@ -9,7 +9,7 @@
 
 mod memory;
 
-pub use memory::InMemoryState;
+pub use memory::{AccountDump, InMemoryState};
 
 use parex_primitives::{AccountInfo, Address, Bytes, B256, U256};
 

@@ -10,6 +10,9 @@ struct StoredAccount {
     storage: AHashMap<U256, U256>,
 }
 
+/// One account as [`InMemoryState::accounts`] lists it: address, info, sorted storage.
+pub type AccountDump = (Address, AccountInfo, Vec<(U256, U256)>);
+
 /// A complete state held in memory: the store for tests, benchmarks and dev chains.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InMemoryState {
@@ -102,7 +105,7 @@ impl InMemoryState {
     }
 
     /// Every account with its storage, sorted by address: for dumps and whole-state comparisons.
-    pub fn accounts(&self) -> Vec<(Address, AccountInfo, Vec<(U256, U256)>)> {
+    pub fn accounts(&self) -> Vec<AccountDump> {
         let mut out: Vec<_> = self
             .accounts
             .iter()
