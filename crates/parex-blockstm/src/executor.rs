@@ -118,7 +118,9 @@ impl<T: BlockTask> Block<'_, T> {
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
             // I13
-            self.fail(ExecutionError::Invariant(format!("worker panicked: {message}")));
+            self.fail(ExecutionError::Invariant(format!(
+                "worker panicked: {message}"
+            )));
         }
     }
 
@@ -137,7 +139,9 @@ impl<T: BlockTask> Block<'_, T> {
             let chunk = num_txns.div_ceil(workers.max(1));
             let txns = (worker * chunk).min(num_txns)..((worker + 1) * chunk).min(num_txns);
             let end = num_txns as TxnIndex;
-            match catch_unwind(AssertUnwindSafe(|| self.memory.snapshot_part(self.task, txns, end))) {
+            match catch_unwind(AssertUnwindSafe(|| {
+                self.memory.snapshot_part(self.task, txns, end)
+            })) {
                 Ok(Ok(part)) => Some(part),
                 Ok(Err(ReadError::Blocked(txn_idx))) => {
                     // I14
@@ -193,7 +197,10 @@ impl<T: BlockTask> Block<'_, T> {
     }
 
     fn try_execute(&self, version: Version, scratch: &mut ReadSet<T::Key>) -> Option<Task> {
-        let Version { txn_idx, incarnation } = version;
+        let Version {
+            txn_idx,
+            incarnation,
+        } = version;
         if incarnation == 0 {
             // I16: scheduling only.
             if let Some(hinted) = self.task.dependency_hint(txn_idx).filter(|h| *h < txn_idx) {
@@ -259,12 +266,17 @@ impl<T: BlockTask> Block<'_, T> {
             }
             *self.outputs[txn_idx as usize].lock() = Some(outcome);
             let wrote_new_location = self.memory.record(version, scratch, writes);
-            return self.scheduler.finish_execution(txn_idx, incarnation, wrote_new_location);
+            return self
+                .scheduler
+                .finish_execution(txn_idx, incarnation, wrote_new_location);
         }
     }
 
     fn validate(&self, version: Version) -> Option<Task> {
-        let Version { txn_idx, incarnation } = version;
+        let Version {
+            txn_idx,
+            incarnation,
+        } = version;
         self.counters.validations.fetch_add(1, Relaxed);
         let valid = self.memory.validate_read_set(txn_idx);
         let aborted = !valid && self.scheduler.try_validation_abort(txn_idx, incarnation);
@@ -303,7 +315,9 @@ pub fn execute_parallel_in<T: BlockTask>(
         scheduler: Scheduler::new(num_txns),
         memory,
         outputs: (0..num_txns).map(|_| Mutex::new(None)).collect(),
-        nanos: (0..if options.trace { num_txns } else { 0 }).map(|_| AtomicU64::new(0)).collect(),
+        nanos: (0..if options.trace { num_txns } else { 0 })
+            .map(|_| AtomicU64::new(0))
+            .collect(),
         trace: options.trace,
         counters: Counters::default(),
         fatal: Mutex::new(None),

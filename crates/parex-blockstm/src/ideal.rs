@@ -34,7 +34,13 @@ pub fn ideal_speedup<K: Eq + Hash>(traces: &[TxnTrace<K>]) -> f64 {
             .unwrap_or(0);
         let finish = start + trace.nanos;
         for key in &trace.writes {
-            keys.insert(key, KeyState { write_finish: finish, delta_finish: 0 });
+            keys.insert(
+                key,
+                KeyState {
+                    write_finish: finish,
+                    delta_finish: 0,
+                },
+            );
         }
         for key in &trace.deltas {
             let state = keys.entry(key).or_default();
@@ -55,7 +61,12 @@ mod tests {
     use super::*;
 
     fn trace(reads: &[u8], writes: &[u8], deltas: &[u8], nanos: u64) -> TxnTrace<u8> {
-        TxnTrace { reads: reads.to_vec(), writes: writes.to_vec(), deltas: deltas.to_vec(), nanos }
+        TxnTrace {
+            reads: reads.to_vec(),
+            writes: writes.to_vec(),
+            deltas: deltas.to_vec(),
+            nanos,
+        }
     }
 
     #[test]

@@ -11,10 +11,10 @@
 //! The engine knows nothing of any VM: a [`BlockTask`] supplies keys, values, lazy deltas and
 //! the execution of one transaction.
 
+mod executor;
 pub mod ideal;
 pub mod mvmemory;
 pub mod scheduler;
-mod executor;
 mod sequential;
 mod task;
 
@@ -22,8 +22,8 @@ pub use executor::{execute_parallel, execute_parallel_in, TaskMemory};
 pub use ideal::ideal_speedup;
 pub use sequential::{execute_sequential, execute_sequential_in, Overlay};
 pub use task::{
-    BlockTask, Incarnation, OutcomeOf, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version,
-    WriteOp, WriteSet,
+    BlockTask, Incarnation, OutcomeOf, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex,
+    Version, WriteOp, WriteSet,
 };
 
 /// What an executor returns for a block.

@@ -55,7 +55,10 @@ pub enum ReadOrigin {
     /// The full write of one version.
     Version(Version),
     /// Deltas (highest first) on top of a full write (`Some`) or pre-block state (`None`).
-    Chain { deltas: SmallVec<[Version; 2]>, base: Option<Version> },
+    Chain {
+        deltas: SmallVec<[Version; 2]>,
+        base: Option<Version>,
+    },
 }
 
 /// What resolving a key below some transaction found.
@@ -161,8 +164,10 @@ where
         for slot in self.last_read_set.iter_mut() {
             slot.get_mut().clear();
         }
-        self.last_written.resize_with(num_txns, || Mutex::new(Vec::new()));
-        self.last_read_set.resize_with(num_txns, || Mutex::new(Vec::new()));
+        self.last_written
+            .resize_with(num_txns, || Mutex::new(Vec::new()));
+        self.last_read_set
+            .resize_with(num_txns, || Mutex::new(Vec::new()));
         // Sized for a few keys per transaction: a shard that grows rehashes under its lock.
         let wanted = num_txns * 4;
         if self.data.capacity() < wanted {
@@ -198,11 +203,23 @@ where
     /// Publishes an incarnation's writes and read set. Returns true when it wrote a key that
     /// the previous incarnation of the same transaction did not. The read set is moved out of
     /// `reads`, which keeps its capacity for the worker's next incarnation.
-    pub fn record(&self, version: Version, reads: &mut ReadSet<K>, write_set: WriteSet<K, V, D>) -> bool {
-        let Version { txn_idx, incarnation } = version;
+    pub fn record(
+        &self,
+        version: Version,
+        reads: &mut ReadSet<K>,
+        write_set: WriteSet<K, V, D>,
+    ) -> bool {
+        let Version {
+            txn_idx,
+            incarnation,
+        } = version;
         let mut slot = self.last_written[txn_idx as usize].lock();
         let first = slot.is_empty();
-        let previous = if first { Vec::new() } else { std::mem::take(&mut *slot) };
+        let previous = if first {
+            Vec::new()
+        } else {
+            std::mem::take(&mut *slot)
+        };
         // I8, I9: new entries first.
         for (key, op) in write_set {
             let (entry, full) = match op {
@@ -247,10 +264,12 @@ where
     /// Re-checks the last recorded read set of `txn_idx` (I11).
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
         let read_set = self.last_read_set[txn_idx as usize].lock();
-        read_set.iter().all(|(key, recorded)| match self.resolve(key, txn_idx) {
-            Resolved::Estimate(_) => false,
-            Resolved::Found { origin, .. } => origin == *recorded,
-        })
+        read_set
+            .iter()
+            .all(|(key, recorded)| match self.resolve(key, txn_idx) {
+                Resolved::Estimate(_) => false,
+                Resolved::Found { origin, .. } => origin == *recorded,
+            })
     }
 
     /// The keys written (full or delta) by the last incarnation of `txn_idx`.
@@ -260,7 +279,11 @@ where
 
     /// The keys of the last recorded read set of `txn_idx`.
     pub fn read_keys(&self, txn_idx: TxnIndex) -> Vec<K> {
-        self.last_read_set[txn_idx as usize].lock().iter().map(|(k, _)| k.clone()).collect()
+        self.last_read_set[txn_idx as usize]
+            .lock()
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// The final value of every key whose last writer lies in `txns`, deltas resolved: the
@@ -279,7 +302,9 @@ where
         for txn_idx in txns {
             let written = self.last_written[txn_idx].lock();
             for (key, _) in written.iter() {
-                let Some(entries) = self.data.get(key) else { continue };
+                let Some(entries) = self.data.get(key) else {
+                    continue;
+                };
                 if entries.0.last().map(|(t, _)| *t as usize) != Some(txn_idx) {
                     continue;
                 }
@@ -295,7 +320,13 @@ where
     /// Empties the shards `worker`, `worker + workers`, ... of the map, keeping their
     /// allocations: the parallel share of the next block's [`MvMemory::reset`].
     pub fn clear_shards(&self, worker: usize, workers: usize) {
-        for shard in self.data.shards().iter().skip(worker).step_by(workers.max(1)) {
+        for shard in self
+            .data
+            .shards()
+            .iter()
+            .skip(worker)
+            .step_by(workers.max(1))
+        {
             shard.write().clear();
         }
     }
@@ -337,16 +368,30 @@ fn resolve_entries<V: Clone, D: Clone>(
                 Entry::Estimate => return Resolved::Estimate(idx),
                 Entry::Delta { incarnation, delta } => {
                     deltas.push(delta.clone());
-                    delta_versions.push(Version { txn_idx: idx, incarnation: *incarnation });
+                    delta_versions.push(Version {
+                        txn_idx: idx,
+                        incarnation: *incarnation,
+                    });
                 }
                 Entry::Write { incarnation, value } => {
-                    let version = Version { txn_idx: idx, incarnation: *incarnation };
+                    let version = Version {
+                        txn_idx: idx,
+                        incarnation: *incarnation,
+                    };
                     let origin = if delta_versions.is_empty() {
                         ReadOrigin::Version(version)
                     } else {
-                        ReadOrigin::Chain { deltas: delta_versions, base: Some(version) }
+                        ReadOrigin::Chain {
+                            deltas: delta_versions,
+                            base: Some(version),
+                        }
                     };
-                    return Resolved::Found { origin, value: Some(value.clone()), deltas, writer };
+                    return Resolved::Found {
+                        origin,
+                        value: Some(value.clone()),
+                        deltas,
+                        writer,
+                    };
                 }
             }
         }
@@ -354,9 +399,17 @@ fn resolve_entries<V: Clone, D: Clone>(
     let origin = if delta_versions.is_empty() {
         ReadOrigin::Base
     } else {
-        ReadOrigin::Chain { deltas: delta_versions, base: None }
+        ReadOrigin::Chain {
+            deltas: delta_versions,
+            base: None,
+        }
     };
-    Resolved::Found { origin, value: None, deltas, writer }
+    Resolved::Found {
+        origin,
+        value: None,
+        deltas,
+        writer,
+    }
 }
 
 /// Turns a resolution into a value: pre-block state at the bottom, deltas applied upwards.
@@ -367,7 +420,12 @@ fn materialize<T: BlockTask>(
 ) -> Result<(ReadValue<T::Value>, ReadOrigin), ReadError> {
     match resolved {
         Resolved::Estimate(blocking) => Err(ReadError::Blocked(blocking)),
-        Resolved::Found { origin, value, deltas, writer } => {
+        Resolved::Found {
+            origin,
+            value,
+            deltas,
+            writer,
+        } => {
             let mut value = match value {
                 Some(written) => written,
                 None => task.read_base(key)?,

@@ -100,7 +100,9 @@ impl Scheduler {
             num_active_tasks: Padded(AtomicUsize::new(0)),
             done_marker: Padded(AtomicBool::new(num_txns == 0)),
             txn_dependency: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
-            txn_status: (0..num_txns).map(|_| Mutex::new((0, Status::ReadyToExecute))).collect(),
+            txn_status: (0..num_txns)
+                .map(|_| Mutex::new((0, Status::ReadyToExecute)))
+                .collect(),
         }
     }
 
@@ -150,7 +152,10 @@ impl Scheduler {
         // I1, I2: the only way into Executing.
         if status.1 == Status::ReadyToExecute {
             status.1 = Status::Executing;
-            Some(Version { txn_idx: txn_idx as TxnIndex, incarnation: status.0 })
+            Some(Version {
+                txn_idx: txn_idx as TxnIndex,
+                incarnation: status.0,
+            })
         } else {
             None
         }
@@ -180,7 +185,10 @@ impl Scheduler {
         if idx < self.num_txns {
             let (incarnation, status) = *self.txn_status[idx].lock();
             if status == Status::Executed {
-                return Some(Version { txn_idx: idx as TxnIndex, incarnation });
+                return Some(Version {
+                    txn_idx: idx as TxnIndex,
+                    incarnation,
+                });
             }
         }
         self.num_active_tasks.fetch_sub(1, SeqCst);
@@ -221,7 +229,9 @@ impl Scheduler {
     }
 
     fn resume_dependencies(&self, dependents: Vec<TxnIndex>) {
-        let Some(min_dependent) = dependents.iter().copied().min() else { return };
+        let Some(min_dependent) = dependents.iter().copied().min() else {
+            return;
+        };
         for dependent in dependents {
             self.set_ready_status(dependent);
         }
@@ -251,7 +261,10 @@ impl Scheduler {
                 // I6: higher transactions may have read past a location that now exists.
                 self.decrease_validation_idx(txn_idx as usize);
             } else {
-                return Some(Task::Validation(Version { txn_idx, incarnation }));
+                return Some(Task::Validation(Version {
+                    txn_idx,
+                    incarnation,
+                }));
             }
         }
         self.num_active_tasks.fetch_sub(1, SeqCst);
@@ -301,14 +314,38 @@ mod tests {
     #[test]
     fn single_thread_walks_execute_then_validate() {
         let s = Scheduler::new(2);
-        assert_eq!(s.next_task(), Some(Task::Execution(Version { txn_idx: 0, incarnation: 0 })));
+        assert_eq!(
+            s.next_task(),
+            Some(Task::Execution(Version {
+                txn_idx: 0,
+                incarnation: 0
+            }))
+        );
         // Validation of 0 is not handed back directly: validation_idx is still 0.
         assert_eq!(s.finish_execution(0, 0, true), None);
-        assert_eq!(s.next_task(), Some(Task::Validation(Version { txn_idx: 0, incarnation: 0 })));
+        assert_eq!(
+            s.next_task(),
+            Some(Task::Validation(Version {
+                txn_idx: 0,
+                incarnation: 0
+            }))
+        );
         assert_eq!(s.finish_validation(0, false), None);
-        assert_eq!(s.next_task(), Some(Task::Execution(Version { txn_idx: 1, incarnation: 0 })));
+        assert_eq!(
+            s.next_task(),
+            Some(Task::Execution(Version {
+                txn_idx: 1,
+                incarnation: 0
+            }))
+        );
         assert_eq!(s.finish_execution(1, 0, true), None);
-        assert_eq!(s.next_task(), Some(Task::Validation(Version { txn_idx: 1, incarnation: 0 })));
+        assert_eq!(
+            s.next_task(),
+            Some(Task::Validation(Version {
+                txn_idx: 1,
+                incarnation: 0
+            }))
+        );
         assert_eq!(s.finish_validation(1, false), None);
         assert_eq!(s.next_task(), None);
         assert!(s.done());
@@ -317,15 +354,22 @@ mod tests {
     #[test]
     fn abort_bumps_incarnation_and_reexecutes() {
         let s = Scheduler::new(1);
-        let Some(Task::Execution(v)) = s.next_task() else { panic!("expected execution") };
+        let Some(Task::Execution(v)) = s.next_task() else {
+            panic!("expected execution")
+        };
         s.finish_execution(v.txn_idx, v.incarnation, false);
-        let Some(Task::Validation(v)) = s.next_task() else { panic!("expected validation") };
+        let Some(Task::Validation(v)) = s.next_task() else {
+            panic!("expected validation")
+        };
         assert!(s.try_validation_abort(v.txn_idx, v.incarnation));
         // A second validation of the same incarnation must not abort again (I3).
         assert!(!s.try_validation_abort(v.txn_idx, v.incarnation));
         assert_eq!(
             s.finish_validation(v.txn_idx, true),
-            Some(Task::Execution(Version { txn_idx: 0, incarnation: 1 }))
+            Some(Task::Execution(Version {
+                txn_idx: 0,
+                incarnation: 1
+            }))
         );
     }
 
@@ -359,6 +403,12 @@ mod tests {
         assert_eq!(s.status(1), (0, Status::Aborting));
         s.finish_execution(v0.txn_idx, v0.incarnation, true);
         assert_eq!(s.status(1), (1, Status::ReadyToExecute));
-        assert_eq!(next_execution(&s), Version { txn_idx: 1, incarnation: 1 });
+        assert_eq!(
+            next_execution(&s),
+            Version {
+                txn_idx: 1,
+                incarnation: 1
+            }
+        );
     }
 }

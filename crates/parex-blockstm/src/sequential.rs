@@ -28,8 +28,14 @@ impl<T: BlockTask> ReadView for SequentialView<'_, T> {
             reads.push(key.clone());
         }
         let result = match self.overlay.get(key) {
-            Some((value, writer)) => Ok(ReadValue { value: value.clone(), writer: Some(*writer) }),
-            None => self.task.read_base(key).map(|value| ReadValue { value, writer: None }),
+            Some((value, writer)) => Ok(ReadValue {
+                value: value.clone(),
+                writer: Some(*writer),
+            }),
+            None => self.task.read_base(key).map(|value| ReadValue {
+                value,
+                writer: None,
+            }),
         };
         if let Err(error) = &result {
             self.error.get_or_insert(error.clone());
@@ -79,7 +85,12 @@ pub fn execute_sequential_in<T: BlockTask>(
                 )))
             }
         }
-        let mut trace = TxnTrace { reads: reads.unwrap_or_default(), writes: vec![], deltas: vec![], nanos };
+        let mut trace = TxnTrace {
+            reads: reads.unwrap_or_default(),
+            writes: vec![],
+            deltas: vec![],
+            nanos,
+        };
         match outcome {
             TaskOutcome::Done { writes, output } => {
                 for (key, op) in writes {
@@ -135,8 +146,15 @@ pub fn execute_sequential_in<T: BlockTask>(
     let executions = results.len() as u64;
     Ok(BlockOutput {
         results,
-        state: overlay.drain().map(|(key, (value, _))| (key, value)).collect(),
-        stats: Stats { executions, threads: 1, ..Stats::default() },
+        state: overlay
+            .drain()
+            .map(|(key, (value, _))| (key, value))
+            .collect(),
+        stats: Stats {
+            executions,
+            threads: 1,
+            ..Stats::default()
+        },
         traces,
     })
 }

@@ -66,7 +66,10 @@ pub type WriteSet<K, V, D> = Vec<(K, WriteOp<V, D>)>;
 #[derive(Debug)]
 pub enum TaskOutcome<K, V, D, O, E> {
     /// The transaction ran (successfully or reverted: both are block-valid) and wrote these.
-    Done { writes: WriteSet<K, V, D>, output: O },
+    Done {
+        writes: WriteSet<K, V, D>,
+        output: O,
+    },
     /// The transaction cannot be included; it writes nothing. Whether this is final is decided
     /// by validation, like any other outcome: a stale read can make a valid transaction look
     /// invalid for one incarnation.
@@ -106,11 +109,7 @@ pub trait BlockTask: Sync {
     fn read_base(&self, key: &Self::Key) -> Result<Option<Self::Value>, ReadError>;
 
     /// Runs transaction `txn_idx` once against `view`.
-    fn execute<R>(
-        &self,
-        txn_idx: TxnIndex,
-        view: &mut R,
-    ) -> OutcomeOf<Self>
+    fn execute<R>(&self, txn_idx: TxnIndex, view: &mut R) -> OutcomeOf<Self>
     where
         R: ReadView<Key = Self::Key, Value = Self::Value>;
 

@@ -46,7 +46,12 @@ struct MockBlock {
 
 impl MockBlock {
     fn new(txns: Vec<Vec<Op>>) -> Self {
-        MockBlock { txns, panic_at: None, armed: false.into(), hints: Vec::new() }
+        MockBlock {
+            txns,
+            panic_at: None,
+            armed: false.into(),
+            hints: Vec::new(),
+        }
     }
 }
 
@@ -74,7 +79,9 @@ impl BlockTask for MockBlock {
     where
         R: ReadView<Key = u8, Value = u64>,
     {
-        if self.panic_at == Some(txn_idx) && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        if self.panic_at == Some(txn_idx)
+            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
             panic!("injected fault in transaction {txn_idx}");
         }
         let mut acc: u64 = txn_idx as u64 + 1;
@@ -100,7 +107,10 @@ impl BlockTask for MockBlock {
                     writes.insert(key, WriteOp::Write(Some(acc)));
                 }
                 Op::WriteDynamic => {
-                    writes.insert((acc % KEYS as u64) as u8, WriteOp::Write(Some(acc ^ 0xabcd)));
+                    writes.insert(
+                        (acc % KEYS as u64) as u8,
+                        WriteOp::Write(Some(acc ^ 0xabcd)),
+                    );
                 }
                 Op::Delta(key, amount) => {
                     let merged = match writes.remove(&key) {
@@ -127,7 +137,10 @@ impl BlockTask for MockBlock {
                 }
             }
         }
-        TaskOutcome::Done { writes: writes.into_iter().collect(), output: acc }
+        TaskOutcome::Done {
+            writes: writes.into_iter().collect(),
+            output: acc,
+        }
     }
 
     fn apply_delta(_key: &u8, base: Option<&u64>, delta: &u64) -> u64 {
@@ -165,12 +178,20 @@ fn assert_same_hinted(txns: &[Vec<Op>], hints: &[Option<TxnIndex>], threads: usi
     let mut block = MockBlock::new(txns.to_vec());
     block.hints = hints.to_vec();
     let sequential = execute_sequential(&block, Options { trace: true }).expect("sequential");
-    let parallel = execute_parallel(&block, NonZeroUsize::new(threads).unwrap(), Options { trace: true })
-        .expect("parallel");
+    let parallel = execute_parallel(
+        &block,
+        NonZeroUsize::new(threads).unwrap(),
+        Options { trace: true },
+    )
+    .expect("parallel");
     let first_invalid = sequential.results.iter().position(|r| r.is_err());
     match first_invalid {
         Some(idx) => {
-            assert_eq!(sequential.results[..=idx], parallel.results[..=idx], "threads={threads}");
+            assert_eq!(
+                sequential.results[..=idx],
+                parallel.results[..=idx],
+                "threads={threads}"
+            );
         }
         None => {
             assert_eq!(sequential.results, parallel.results, "threads={threads}");
@@ -191,7 +212,10 @@ fn assert_same_hinted(txns: &[Vec<Op>], hints: &[Option<TxnIndex>], threads: usi
             }
         }
     }
-    assert_eq!(parallel.stats.executions, parallel.stats.reexecutions + txns.len() as u64);
+    assert_eq!(
+        parallel.stats.executions,
+        parallel.stats.reexecutions + txns.len() as u64
+    );
 }
 
 proptest! {
@@ -259,7 +283,11 @@ fn a_forced_conflict_is_reexecuted_and_counted() {
         fn read_base(&self, key: &u8) -> Result<Option<u64>, ReadError> {
             self.inner.read_base(key)
         }
-        fn execute<R>(&self, txn_idx: TxnIndex, view: &mut R) -> TaskOutcome<u8, u64, u64, u64, String>
+        fn execute<R>(
+            &self,
+            txn_idx: TxnIndex,
+            view: &mut R,
+        ) -> TaskOutcome<u8, u64, u64, u64, String>
         where
             R: ReadView<Key = u8, Value = u64>,
         {
@@ -283,23 +311,36 @@ fn a_forced_conflict_is_reexecuted_and_counted() {
         }
     }
     let txns = vec![vec![Op::Write(1)], vec![Op::Read(1), Op::Write(2)]];
-    let block = Handshake { inner: MockBlock::new(txns.clone()), read_done: false.into() };
-    let parallel = execute_parallel(&block, NonZeroUsize::new(2).unwrap(), Options::default()).unwrap();
+    let block = Handshake {
+        inner: MockBlock::new(txns.clone()),
+        read_done: false.into(),
+    };
+    let parallel =
+        execute_parallel(&block, NonZeroUsize::new(2).unwrap(), Options::default()).unwrap();
     let sequential = execute_sequential(&block.inner, Options::default()).unwrap();
     assert_eq!(parallel.results, sequential.results);
-    assert!(parallel.stats.validation_aborts >= 1, "{:?}", parallel.stats);
+    assert!(
+        parallel.stats.validation_aborts >= 1,
+        "{:?}",
+        parallel.stats
+    );
     assert!(parallel.stats.reexecutions >= 1, "{:?}", parallel.stats);
 }
 
 #[test]
 fn a_worker_panic_becomes_an_invariant_error() {
-    let txns: Vec<Vec<Op>> = (0..64).map(|i| vec![Op::Read((i % 3) as u8), Op::Write(1)]).collect();
+    let txns: Vec<Vec<Op>> = (0..64)
+        .map(|i| vec![Op::Read((i % 3) as u8), Op::Write(1)])
+        .collect();
     let mut block = MockBlock::new(txns);
     block.panic_at = Some(17);
     block.armed.store(true, std::sync::atomic::Ordering::SeqCst);
     let error = execute_parallel(&block, NonZeroUsize::new(4).unwrap(), Options::default())
         .expect_err("the injected panic must surface as an error");
-    assert!(matches!(error, parex_blockstm::ExecutionError::Invariant(ref m) if m.contains("injected fault")), "{error}");
+    assert!(
+        matches!(error, parex_blockstm::ExecutionError::Invariant(ref m) if m.contains("injected fault")),
+        "{error}"
+    );
 }
 
 #[test]
@@ -330,27 +371,47 @@ fn reused_memory_carries_nothing_between_blocks() {
     let mut memory: TaskMemory<MockBlock> = Default::default();
     let mut overlay = Default::default();
     let blocks: Vec<Vec<Vec<Op>>> = vec![
-        (0..120).map(|i| vec![Op::Read((i % 5) as u8), Op::WriteDynamic, Op::Delta(2, 3)]).collect(),
+        (0..120)
+            .map(|i| vec![Op::Read((i % 5) as u8), Op::WriteDynamic, Op::Delta(2, 3)])
+            .collect(),
         (0..7).map(|_| vec![Op::Read(1), Op::Read(4)]).collect(),
         vec![],
-        (0..60).map(|i| vec![Op::Read(0), Op::Write((i % 6) as u8), Op::Delete(3)]).collect(),
-        (0..3).map(|_| vec![Op::Read(2), Op::Read(3), Op::Read(4)]).collect(),
+        (0..60)
+            .map(|i| vec![Op::Read(0), Op::Write((i % 6) as u8), Op::Delete(3)])
+            .collect(),
+        (0..3)
+            .map(|_| vec![Op::Read(2), Op::Read(3), Op::Read(4)])
+            .collect(),
     ];
     for round in 0..3 {
         for (i, txns) in blocks.iter().enumerate() {
             let block = MockBlock::new(txns.clone());
             let fresh = execute_sequential(&block, Options::default()).unwrap();
-            let pooled_seq = execute_sequential_in(&mut overlay, &block, Options::default()).unwrap();
-            let pooled_par =
-                execute_parallel_in(&mut memory, &block, NonZeroUsize::new(3).unwrap(), Options::default()).unwrap();
+            let pooled_seq =
+                execute_sequential_in(&mut overlay, &block, Options::default()).unwrap();
+            let pooled_par = execute_parallel_in(
+                &mut memory,
+                &block,
+                NonZeroUsize::new(3).unwrap(),
+                Options::default(),
+            )
+            .unwrap();
             let sorted = |mut v: Vec<(u8, Option<u64>)>| {
                 v.sort();
                 v
             };
             assert_eq!(fresh.results, pooled_seq.results, "round {round} block {i}");
             assert_eq!(fresh.results, pooled_par.results, "round {round} block {i}");
-            assert_eq!(sorted(fresh.state.clone()), sorted(pooled_seq.state), "round {round} block {i}");
-            assert_eq!(sorted(fresh.state), sorted(pooled_par.state), "round {round} block {i}");
+            assert_eq!(
+                sorted(fresh.state.clone()),
+                sorted(pooled_seq.state),
+                "round {round} block {i}"
+            );
+            assert_eq!(
+                sorted(fresh.state),
+                sorted(pooled_par.state),
+                "round {round} block {i}"
+            );
         }
     }
 }

@@ -3,10 +3,14 @@
 //! Storage roots are independent of each other, so [`state_root`] computes them in parallel
 //! (rayon) before folding the account trie, which must be built in key order.
 
-use alloy_consensus::{Eip658Value, Receipt as AlloyReceipt, ReceiptEnvelope, ReceiptWithBloom, TxType};
+use alloy_consensus::{
+    Eip658Value, Receipt as AlloyReceipt, ReceiptEnvelope, ReceiptWithBloom, TxType,
+};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Bloom, B256};
-use alloy_trie::root::{ordered_trie_root_encoded, ordered_trie_root_with_encoder, storage_root_unhashed};
+use alloy_trie::root::{
+    ordered_trie_root_encoded, ordered_trie_root_with_encoder, storage_root_unhashed,
+};
 use alloy_trie::{TrieAccount, EMPTY_ROOT_HASH};
 use parex_primitives::{keccak256, Bytes, Log, Receipt};
 use parex_state::InMemoryState;
@@ -24,7 +28,9 @@ pub fn state_root(state: &InMemoryState) -> B256 {
                 EMPTY_ROOT_HASH
             } else {
                 storage_root_unhashed(
-                    storage.into_iter().map(|(slot, value)| (B256::from(slot), value)),
+                    storage
+                        .into_iter()
+                        .map(|(slot, value)| (B256::from(slot), value)),
                 )
             };
             let account = TrieAccount::new(info.nonce, info.balance, storage_root, info.code_hash);
@@ -67,7 +73,10 @@ fn envelope(receipt: &Receipt, post_state: Option<B256>) -> ReceiptEnvelope {
         cumulative_gas_used: receipt.cumulative_gas_used,
         logs: receipt.logs.clone(),
     };
-    let with_bloom = ReceiptWithBloom { logs_bloom: logs_bloom(&receipt.logs), receipt: inner };
+    let with_bloom = ReceiptWithBloom {
+        logs_bloom: logs_bloom(&receipt.logs),
+        receipt: inner,
+    };
     match TxType::try_from(receipt.tx_type).unwrap_or(TxType::Legacy) {
         TxType::Legacy => ReceiptEnvelope::Legacy(with_bloom),
         TxType::Eip2930 => ReceiptEnvelope::Eip2930(with_bloom),
@@ -155,10 +164,12 @@ mod tests {
         }
         let reference = alloy_trie::root::state_root_unhashed(state.accounts().into_iter().map(
             |(address, info, storage)| {
-                let storage_root = storage_root_unhashed(
-                    storage.into_iter().map(|(s, v)| (B256::from(s), v)),
-                );
-                (address, TrieAccount::new(info.nonce, info.balance, storage_root, info.code_hash))
+                let storage_root =
+                    storage_root_unhashed(storage.into_iter().map(|(s, v)| (B256::from(s), v)));
+                (
+                    address,
+                    TrieAccount::new(info.nonce, info.balance, storage_root, info.code_hash),
+                )
             },
         ));
         assert_eq!(state_root(&state), reference);

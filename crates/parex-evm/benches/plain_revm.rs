@@ -32,12 +32,28 @@ impl DatabaseRef for Base<'_> {
     type Error = std::convert::Infallible;
     fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, Self::Error> {
         Ok(self.0.account(&address).ok().flatten().map(|info| {
-            let code = self.0.code_by_hash(&info.code_hash).ok().flatten().unwrap_or_default();
-            RevmAccountInfo::new(info.balance, info.nonce, info.code_hash, Bytecode::new_raw(code))
+            let code = self
+                .0
+                .code_by_hash(&info.code_hash)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            RevmAccountInfo::new(
+                info.balance,
+                info.nonce,
+                info.code_hash,
+                Bytecode::new_raw(code),
+            )
         }))
     }
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        Ok(Bytecode::new_raw(self.0.code_by_hash(&code_hash).ok().flatten().unwrap_or_default()))
+        Ok(Bytecode::new_raw(
+            self.0
+                .code_by_hash(&code_hash)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        ))
     }
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
         Ok(self.0.storage(&address, &index).unwrap_or_default())
@@ -52,12 +68,24 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(10);
-    let env = BlockEnv { base_fee: 7, gas_limit: 1_000_000_000, fork: Fork::Prague, ..BlockEnv::default() };
+    let env = BlockEnv {
+        base_fee: 7,
+        gas_limit: 1_000_000_000,
+        fork: Fork::Prague,
+        ..BlockEnv::default()
+    };
     let store = Address::repeat_byte(0x50);
     let mut state = InMemoryState::new();
     // Keyed store: SSTORE(calldata[0..32], calldata[32..64]).
     // PUSH1 0x20 CALLDATALOAD PUSH1 0 CALLDATALOAD SSTORE STOP
-    state.insert_account(store, U256::ZERO, 1, Some(Bytes::from_static(&[0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55, 0x00])));
+    state.insert_account(
+        store,
+        U256::ZERO,
+        1,
+        Some(Bytes::from_static(&[
+            0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55, 0x00,
+        ])),
+    );
     let mut txs = Vec::new();
     for i in 0..TRANSFERS + CALLS {
         let key = secret(i);
@@ -85,15 +113,27 @@ fn main() {
     }
     let prepared = PreparedBlock::new(&env, &txs, 2).expect("prepare");
 
-    let sequential = ExecConfig { executor: ExecutorKind::Sequential, threads: 1, trace: false };
+    let sequential = ExecConfig {
+        executor: ExecutorKind::Sequential,
+        threads: 1,
+        trace: false,
+    };
     let parallel_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let parallel = ExecConfig { executor: ExecutorKind::Parallel, threads: parallel_threads, trace: false };
+    let parallel = ExecConfig {
+        executor: ExecutorKind::Parallel,
+        threads: parallel_threads,
+        trace: false,
+    };
 
     let mut revm_times = Vec::new();
     let mut seq_times = Vec::new();
     let mut par_times = Vec::new();
     let mut par1_times = Vec::new();
-    let parallel1 = ExecConfig { executor: ExecutorKind::Parallel, threads: 1, trace: false };
+    let parallel1 = ExecConfig {
+        executor: ExecutorKind::Parallel,
+        threads: 1,
+        trace: false,
+    };
     let mut gas = 0u64;
     // PAREX_BENCH_ONLY=sequential|parallel runs only that executor (for profiling).
     let only_sequential = std::env::var("PAREX_BENCH_ONLY").is_ok_and(|v| v == "sequential");
@@ -153,14 +193,40 @@ fn main() {
         v[v.len() / 2]
     };
     let mgas = |d: Duration| gas as f64 / d.as_secs_f64() / 1e6;
-    let (r, s, p) = (median(&mut revm_times), median(&mut seq_times), median(&mut par_times));
-    println!("block: {} txs, {gas} gas, {iterations} iterations (median)", prepared.len());
-    println!("plain revm (CacheDB):     {:>8.1} Mgas/s  {:>8.2} ms", mgas(r), r.as_secs_f64() * 1e3);
-    println!("parex sequential:         {:>8.1} Mgas/s  {:>8.2} ms", mgas(s), s.as_secs_f64() * 1e3);
+    let (r, s, p) = (
+        median(&mut revm_times),
+        median(&mut seq_times),
+        median(&mut par_times),
+    );
+    println!(
+        "block: {} txs, {gas} gas, {iterations} iterations (median)",
+        prepared.len()
+    );
+    println!(
+        "plain revm (CacheDB):     {:>8.1} Mgas/s  {:>8.2} ms",
+        mgas(r),
+        r.as_secs_f64() * 1e3
+    );
+    println!(
+        "parex sequential:         {:>8.1} Mgas/s  {:>8.2} ms",
+        mgas(s),
+        s.as_secs_f64() * 1e3
+    );
     if !par1_times.is_empty() {
         let p1 = median(&mut par1_times);
-        println!("parex parallel x1 :        {:>8.1} Mgas/s  {:>8.2} ms", mgas(p1), p1.as_secs_f64() * 1e3);
+        println!(
+            "parex parallel x1 :        {:>8.1} Mgas/s  {:>8.2} ms",
+            mgas(p1),
+            p1.as_secs_f64() * 1e3
+        );
     }
-    println!("parex parallel x{parallel_threads:<2}:       {:>8.1} Mgas/s  {:>8.2} ms", mgas(p), p.as_secs_f64() * 1e3);
-    println!("sequential / plain revm time ratio: {:.3}", s.as_secs_f64() / r.as_secs_f64());
+    println!(
+        "parex parallel x{parallel_threads:<2}:       {:>8.1} Mgas/s  {:>8.2} ms",
+        mgas(p),
+        p.as_secs_f64() * 1e3
+    );
+    println!(
+        "sequential / plain revm time ratio: {:.3}",
+        s.as_secs_f64() / r.as_secs_f64()
+    );
 }

@@ -8,8 +8,8 @@ use parex_blockstm::{
     Options, Overlay,
 };
 use parex_primitives::{
-    AccountChange, AccountInfo, Address, BlockEnv, Bytes, ExecStats, Fork, Receipt,
-    StateChanges, TxIndex, B256, KECCAK_EMPTY, U256,
+    AccountChange, AccountInfo, Address, BlockEnv, Bytes, ExecStats, Fork, Receipt, StateChanges,
+    TxIndex, B256, KECCAK_EMPTY, U256,
 };
 use parex_state::{StateError, StateViewRef};
 use std::cell::RefCell;
@@ -37,7 +37,11 @@ pub struct ExecConfig {
 
 impl Default for ExecConfig {
     fn default() -> Self {
-        ExecConfig { executor: ExecutorKind::Parallel, threads: 1, trace: false }
+        ExecConfig {
+            executor: ExecutorKind::Parallel,
+            threads: 1,
+            trace: false,
+        }
     }
 }
 
@@ -102,7 +106,9 @@ pub fn execute_prepared<S: StateViewRef>(
     let start = Instant::now();
     let env = &prepared.env;
     let task = EvmTask::new(prepared, state);
-    let options = Options { trace: config.trace };
+    let options = Options {
+        trace: config.trace,
+    };
     let mut fallback_reason = None;
     let output = match config.executor {
         ExecutorKind::Sequential => run_sequential(&task, options),
@@ -123,7 +129,12 @@ pub fn execute_prepared<S: StateViewRef>(
             BlockError::State(format!("sequential executor invariant violated: {message}"))
         }
     })?;
-    let BlockOutput { mut results, state: final_state, stats, traces } = output;
+    let BlockOutput {
+        mut results,
+        state: final_state,
+        stats,
+        traces,
+    } = output;
 
     // Block-order checks: the first failing transaction names the error.
     let max_blob_gas = max_blob_gas_per_block(env.fork);
@@ -156,7 +167,10 @@ pub fn execute_prepared<S: StateViewRef>(
         let output = match results.get_mut(i) {
             Some(Ok(output)) => output,
             Some(Err(reason)) => {
-                return Err(BlockError::InvalidTransaction { index, reason: reason.clone() })
+                return Err(BlockError::InvalidTransaction {
+                    index,
+                    reason: reason.clone(),
+                })
             }
             None => {
                 return Err(BlockError::State(format!(
@@ -183,8 +197,8 @@ pub fn execute_prepared<S: StateViewRef>(
         ExecutorKind::Sequential => 1,
         ExecutorKind::Parallel => config.threads.max(1),
     };
-    let mut changes = state_changes(state, final_state, assembly_threads)
-        .map_err(|e| BlockError::State(e.0))?;
+    let mut changes =
+        state_changes(state, final_state, assembly_threads).map_err(|e| BlockError::State(e.0))?;
     // EIP-161 for the beneficiary: the spec touches it with every fee, so a zero fee deletes
     // it when it exists and is empty. Lazy fees never touch it; apply the rule once here.
     if zero_fee_tx && env.fork >= Fork::SpuriousDragon {
@@ -276,7 +290,13 @@ fn state_changes<S: StateViewRef>(
         .iter()
         .enumerate()
         .filter_map(|(i, (key, _))| {
-            key_address(key).map(|a| (u64::from_be_bytes(a.0[..8].try_into().unwrap_or_default()), a, i as u32))
+            key_address(key).map(|a| {
+                (
+                    u64::from_be_bytes(a.0[..8].try_into().unwrap_or_default()),
+                    a,
+                    i as u32,
+                )
+            })
         })
         .collect();
     order.sort_unstable();
@@ -284,12 +304,18 @@ fn state_changes<S: StateViewRef>(
         final_state.into_iter().map(Some).collect();
     let mut by_address: Vec<(Address, Pending)> = Vec::new();
     for (_, _, index) in order {
-        let Some((key, value)) = slots[index as usize].take() else { continue };
-        let Some(address) = key_address(&key) else { continue };
+        let Some((key, value)) = slots[index as usize].take() else {
+            continue;
+        };
+        let Some(address) = key_address(&key) else {
+            continue;
+        };
         if by_address.last().is_none_or(|(last, _)| *last != address) {
             by_address.push((address, Pending::default()));
         }
-        let Some((_, pending)) = by_address.last_mut() else { continue };
+        let Some((_, pending)) = by_address.last_mut() else {
+            continue;
+        };
         match (key, value) {
             (EvmKey::Account(_), value) => {
                 pending.account = Some(match value {
@@ -307,7 +333,13 @@ fn state_changes<S: StateViewRef>(
                 pending.storage.push((slot, value));
             }
             (EvmKey::Storage(_, slot), _) => {
-                pending.storage.push((slot, SlotValue { value: U256::ZERO, written_by: None }));
+                pending.storage.push((
+                    slot,
+                    SlotValue {
+                        value: U256::ZERO,
+                        written_by: None,
+                    },
+                ));
             }
             (EvmKey::BlockHash(_), _) => {}
         }
@@ -329,23 +361,27 @@ fn state_changes<S: StateViewRef>(
             rest = tail;
         }
         chunks.push(rest);
-        let built: Vec<Result<Vec<(Address, AccountChange)>, StateError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .into_iter()
-                            .map(|(address, pending)| account_change(state, address, pending))
-                            .collect::<Result<Vec<_>, _>>()
+        let built: Vec<Result<Vec<(Address, AccountChange)>, StateError>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = chunks
+                    .into_iter()
+                    .map(|chunk| {
+                        scope.spawn(move || {
+                            chunk
+                                .into_iter()
+                                .map(|(address, pending)| account_change(state, address, pending))
+                                .collect::<Result<Vec<_>, _>>()
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(StateError("state assembly panicked".into()))))
-                .collect()
-        });
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(StateError("state assembly panicked".into())))
+                    })
+                    .collect()
+            });
         let mut changes = Vec::new();
         for part in built {
             changes.extend(part?);
@@ -379,7 +415,12 @@ fn account_change<S: StateViewRef>(
         // Deleted (or never came to exist): storage goes with it.
         return Ok((
             address,
-            AccountChange { info: None, code: None, storage_cleared: true, storage: BTreeMap::new() },
+            AccountChange {
+                info: None,
+                code: None,
+                storage_cleared: true,
+                storage: BTreeMap::new(),
+            },
         ));
     };
     let (code_hash, code) = match &pending.code {
@@ -402,7 +443,11 @@ fn account_change<S: StateViewRef>(
     Ok((
         address,
         AccountChange {
-            info: Some(AccountInfo { balance: account.balance, nonce: account.nonce, code_hash }),
+            info: Some(AccountInfo {
+                balance: account.balance,
+                nonce: account.nonce,
+                code_hash,
+            }),
             code,
             storage_cleared: account.storage_reset.is_some(),
             storage: storage.into_iter().collect(),
@@ -430,7 +475,12 @@ fn apply_beneficiary_rule<S: StateViewRef>(
     if info.is_some_and(|info| info.is_empty()) {
         changes.insert(
             beneficiary,
-            AccountChange { info: None, code: None, storage_cleared: true, storage: BTreeMap::new() },
+            AccountChange {
+                info: None,
+                code: None,
+                storage_cleared: true,
+                storage: BTreeMap::new(),
+            },
         );
     }
     Ok(())

@@ -74,7 +74,11 @@ pub fn revm_block_env(env: &BlockEnv) -> RevmBlockEnv {
         beneficiary: env.beneficiary,
         timestamp: U256::from(env.timestamp),
         gas_limit: env.gas_limit,
-        basefee: if fork >= Fork::London { env.base_fee } else { 0 },
+        basefee: if fork >= Fork::London {
+            env.base_fee
+        } else {
+            0
+        },
         difficulty: env.difficulty,
         prevrandao: Some(env.prevrandao),
         blob_excess_gas_and_price,

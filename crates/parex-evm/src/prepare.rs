@@ -56,7 +56,11 @@ pub struct PreparedBlock {
 
 impl PreparedBlock {
     /// Decodes `raw_transactions` and recovers their senders on up to `threads` threads.
-    pub fn new(env: &BlockEnv, raw_transactions: &[Bytes], threads: usize) -> Result<Self, BlockError> {
+    pub fn new(
+        env: &BlockEnv,
+        raw_transactions: &[Bytes],
+        threads: usize,
+    ) -> Result<Self, BlockError> {
         let spec = spec_id(env.fork);
         let block_env = revm_block_env(env);
         let cfg_env = revm_cfg_env(env);
@@ -108,7 +112,14 @@ impl PreparedBlock {
             txs.push(tx);
             senders.push(sender);
         }
-        Ok(PreparedBlock { env: env.clone(), spec, block_env, cfg_env, txs, senders })
+        Ok(PreparedBlock {
+            env: env.clone(),
+            spec,
+            block_env,
+            cfg_env,
+            txs,
+            senders,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -158,16 +169,18 @@ fn prepare_one(
     index: TxIndex,
     raw: &Bytes,
 ) -> Result<(PreparedTx, Address), BlockError> {
-    let envelope = TxEnvelope::decode_2718_exact(raw)
-        .map_err(|e| BlockError::Decode { index, reason: e.to_string() })?;
+    let envelope = TxEnvelope::decode_2718_exact(raw).map_err(|e| BlockError::Decode {
+        index,
+        reason: e.to_string(),
+    })?;
     let sig_err = |reason: String| BlockError::Signature { index, reason };
     let signature = *envelope.signature();
     if env.fork >= Fork::Homestead && signature.s() > SECP256K1N_HALF {
         return Err(sig_err("s above secp256k1n/2 (EIP-2)".into()));
     }
     let sighash = envelope.signature_hash();
-    let sender = recover_address(signature.r(), signature.s(), signature.v(), &sighash)
-        .map_err(sig_err)?;
+    let sender =
+        recover_address(signature.r(), signature.s(), signature.v(), &sighash).map_err(sig_err)?;
     // The hash of a transaction is the keccak of its EIP-2718 encoding: the bytes we hold.
     let hash = keccak256(raw);
     let tx_type = envelope.tx_type() as u8;
@@ -213,7 +226,10 @@ fn prepare_one(
     let mut static_error = None;
     if let Some(chain_id) = tx.chain_id {
         if chain_id != env.chain_id {
-            static_error = Some(format!("chain id {chain_id} does not match expected {}", env.chain_id));
+            static_error = Some(format!(
+                "chain id {chain_id} does not match expected {}",
+                env.chain_id
+            ));
         } else if env.fork < Fork::SpuriousDragon {
             static_error = Some("EIP-155 chain id before Spurious Dragon".into());
         }
@@ -221,8 +237,11 @@ fn prepare_one(
 
     let basefee = block_env.basefee as u128;
     let effective = tx.effective_gas_price(basefee);
-    let coinbase_gas_price =
-        if env.fork >= Fork::London { effective.saturating_sub(basefee) } else { effective };
+    let coinbase_gas_price = if env.fork >= Fork::London {
+        effective.saturating_sub(basefee)
+    } else {
+        effective
+    };
     let blob_gas = tx.blob_hashes.len() as u64 * revm::primitives::eip4844::GAS_PER_BLOB;
 
     // Statically eligible for a lazy credit: a plain value transfer to someone else, outside
@@ -241,7 +260,15 @@ fn prepare_one(
     };
 
     Ok((
-        PreparedTx { env: tx, hash, tx_type, blob_gas, coinbase_gas_price, lazy_to, static_error },
+        PreparedTx {
+            env: tx,
+            hash,
+            tx_type,
+            blob_gas,
+            coinbase_gas_price,
+            lazy_to,
+            static_error,
+        },
         sender,
     ))
 }
@@ -252,14 +279,25 @@ pub(crate) fn is_precompile_like(address: &Address) -> bool {
 }
 
 /// Recovers the signer of `hash` with libsecp256k1.
-pub(crate) fn recover_address(r: U256, s: U256, odd_y: bool, hash: &B256) -> Result<Address, String> {
+pub(crate) fn recover_address(
+    r: U256,
+    s: U256,
+    odd_y: bool,
+    hash: &B256,
+) -> Result<Address, String> {
     let mut compact = [0u8; 64];
     compact[..32].copy_from_slice(&r.to_be_bytes::<32>());
     compact[32..].copy_from_slice(&s.to_be_bytes::<32>());
-    let recid = if odd_y { RecoveryId::One } else { RecoveryId::Zero };
+    let recid = if odd_y {
+        RecoveryId::One
+    } else {
+        RecoveryId::Zero
+    };
     let signature =
         RecoverableSignature::from_compact(&compact, recid).map_err(|e| e.to_string())?;
-    let public = signature.recover_ecdsa(Message::from_digest(hash.0)).map_err(|e| e.to_string())?;
+    let public = signature
+        .recover_ecdsa(Message::from_digest(hash.0))
+        .map_err(|e| e.to_string())?;
     Ok(address_of_public(&public))
 }
 
@@ -272,7 +310,12 @@ fn recover_authorization(auth: &SignedAuthorization) -> RecoveredAuthorization {
     let authority = if auth.y_parity() > 1 || auth.s() > SECP256K1N_HALF {
         RecoveredAuthority::Invalid
     } else {
-        match recover_address(auth.r(), auth.s(), auth.y_parity() == 1, &auth.signature_hash()) {
+        match recover_address(
+            auth.r(),
+            auth.s(),
+            auth.y_parity() == 1,
+            &auth.signature_hash(),
+        ) {
             Ok(address) => RecoveredAuthority::Valid(address),
             Err(_) => RecoveredAuthority::Invalid,
         }

@@ -33,7 +33,8 @@ fn secret_key(secret: &[u8; 32]) -> Result<SecretKey, BlockError> {
 
 fn sign_hash(secret: &[u8; 32], hash: B256) -> Result<Signature, BlockError> {
     let key = secret_key(secret)?;
-    let signature = RecoverableSignature::sign_ecdsa_recoverable(Message::from_digest(hash.0), &key);
+    let signature =
+        RecoverableSignature::sign_ecdsa_recoverable(Message::from_digest(hash.0), &key);
     let (recid, compact) = signature.serialize_compact();
     let r = U256::from_be_slice(&compact[..32]);
     let s = U256::from_be_slice(&compact[32..]);
@@ -46,11 +47,17 @@ fn kind(to: Option<Address>) -> TxKind {
 
 /// The address of a secp256k1 secret key.
 pub fn address_of(secret: &[u8; 32]) -> Result<Address, BlockError> {
-    Ok(address_of_public(&PublicKey::from_secret_key(&secret_key(secret)?)))
+    Ok(address_of_public(&PublicKey::from_secret_key(&secret_key(
+        secret,
+    )?)))
 }
 
 /// Signs `request` as an EIP-1559 transaction for `chain_id`; returns the EIP-2718 envelope.
-pub fn sign_eip1559(chain_id: u64, secret: &[u8; 32], request: &TxRequest) -> Result<Bytes, BlockError> {
+pub fn sign_eip1559(
+    chain_id: u64,
+    secret: &[u8; 32],
+    request: &TxRequest,
+) -> Result<Bytes, BlockError> {
     let tx = TxEip1559 {
         chain_id,
         nonce: request.nonce,
@@ -63,7 +70,9 @@ pub fn sign_eip1559(chain_id: u64, secret: &[u8; 32], request: &TxRequest) -> Re
         input: request.input.clone(),
     };
     let signature = sign_hash(secret, tx.signature_hash())?;
-    Ok(TxEnvelope::Eip1559(tx.into_signed(signature)).encoded_2718().into())
+    Ok(TxEnvelope::Eip1559(tx.into_signed(signature))
+        .encoded_2718()
+        .into())
 }
 
 /// Signs `request` as a legacy transaction (gas price `max_fee_per_gas`); `chain_id: None`
@@ -83,7 +92,9 @@ pub fn sign_legacy(
         input: request.input.clone(),
     };
     let signature = sign_hash(secret, tx.signature_hash())?;
-    Ok(TxEnvelope::Legacy(tx.into_signed(signature)).encoded_2718().into())
+    Ok(TxEnvelope::Legacy(tx.into_signed(signature))
+        .encoded_2718()
+        .into())
 }
 
 /// Signs `request` as an EIP-2930 transaction (gas price `max_fee_per_gas`) with `access_list`.
@@ -104,5 +115,7 @@ pub fn sign_eip2930(
         input: request.input.clone(),
     };
     let signature = sign_hash(secret, tx.signature_hash())?;
-    Ok(TxEnvelope::Eip2930(tx.into_signed(signature)).encoded_2718().into())
+    Ok(TxEnvelope::Eip2930(tx.into_signed(signature))
+        .encoded_2718()
+        .into())
 }

@@ -23,8 +23,8 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::{AccountInfo, Bytecode, EvmState};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
-use std::ptr::NonNull;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr::NonNull;
 use std::sync::RwLock;
 
 /// `AccountValue::storage_reset` of an account that a lazy credit brought back from
@@ -148,7 +148,12 @@ impl<'a, S: StateViewRef> EvmTask<'a, S> {
             .enumerate()
             .map(|(i, sender)| last.insert(*sender, i as TxnIndex))
             .collect();
-        EvmTask { block, state, codes: RwLock::new(AHashMap::new()), previous_of_sender }
+        EvmTask {
+            block,
+            state,
+            codes: RwLock::new(AHashMap::new()),
+            previous_of_sender,
+        }
     }
 
     fn base_code(&self, hash: B256) -> Result<Bytecode, ReadError> {
@@ -199,15 +204,19 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
 
     fn read_base(&self, key: &EvmKey) -> Result<Option<EvmValue>, ReadError> {
         match key {
-            EvmKey::Account(address) => Ok(self.state.account(address).map_err(store_error)?.map(
-                |info| {
-                    EvmValue::Account(AccountValue {
-                        balance: info.balance,
-                        nonce: info.nonce,
-                        storage_reset: None,
-                    })
-                },
-            )),
+            EvmKey::Account(address) => {
+                Ok(self
+                    .state
+                    .account(address)
+                    .map_err(store_error)?
+                    .map(|info| {
+                        EvmValue::Account(AccountValue {
+                            balance: info.balance,
+                            nonce: info.nonce,
+                            storage_reset: None,
+                        })
+                    }))
+            }
             EvmKey::Code(address) => {
                 let Some(info) = self.state.account(address).map_err(store_error)? else {
                     return Ok(None);
@@ -216,15 +225,21 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
                     return Ok(None);
                 }
                 let bytecode = self.base_code(info.code_hash)?;
-                Ok(Some(EvmValue::Code(CodeValue { hash: info.code_hash, bytecode })))
+                Ok(Some(EvmValue::Code(CodeValue {
+                    hash: info.code_hash,
+                    bytecode,
+                })))
             }
             EvmKey::Storage(address, slot) => {
                 let value = self.state.storage(address, slot).map_err(store_error)?;
-                Ok(Some(EvmValue::Storage(SlotValue { value, written_by: None })))
+                Ok(Some(EvmValue::Storage(SlotValue {
+                    value,
+                    written_by: None,
+                })))
             }
-            EvmKey::BlockHash(number) => {
-                Ok(Some(EvmValue::BlockHash(self.state.block_hash(*number).map_err(store_error)?)))
-            }
+            EvmKey::BlockHash(number) => Ok(Some(EvmValue::BlockHash(
+                self.state.block_hash(*number).map_err(store_error)?,
+            ))),
         }
     }
 
@@ -267,7 +282,9 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
         let result = match result {
             Ok(result) => result,
             Err(EVMError::Transaction(e)) => return TaskOutcome::Invalid(e.to_string()),
-            Err(EVMError::Header(e)) => return TaskOutcome::Invalid(format!("invalid header: {e}")),
+            Err(EVMError::Header(e)) => {
+                return TaskOutcome::Invalid(format!("invalid header: {e}"))
+            }
             Err(e) => return TaskOutcome::Invalid(e.to_string()),
         };
         let writes = self.write_set(txn_idx, &db, &state, fee);
@@ -288,7 +305,10 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
     }
 
     fn dependency_hint(&self, txn_idx: TxnIndex) -> Option<TxnIndex> {
-        self.previous_of_sender.get(txn_idx as usize).copied().flatten()
+        self.previous_of_sender
+            .get(txn_idx as usize)
+            .copied()
+            .flatten()
     }
 
     fn apply_delta(_key: &EvmKey, base: Option<&EvmValue>, delta: &U256) -> EvmValue {
@@ -339,8 +359,9 @@ impl<S: StateViewRef> EvmTask<'_, S> {
                 continue;
             }
             let read = db.accounts.get(address);
-            let (read_value, mode) =
-                read.and_then(|r| r.account).unwrap_or((None, StorageMode::Normal));
+            let (read_value, mode) = read
+                .and_then(|r| r.account)
+                .unwrap_or((None, StorageMode::Normal));
             let read_code_hash = read
                 .and_then(|r| r.code.as_ref())
                 .and_then(|c| c.as_ref())
@@ -370,27 +391,47 @@ impl<S: StateViewRef> EvmTask<'_, S> {
             let final_value = if destroyed {
                 None
             } else if is_beneficiary && !fee.is_zero() {
-                Some(AccountValue { balance: live.balance.saturating_add(fee), ..live })
+                Some(AccountValue {
+                    balance: live.balance.saturating_add(fee),
+                    ..live
+                })
             } else if emptied {
                 None
             } else {
                 Some(live)
             };
             let removed = final_value.is_none();
-            let account_op = (final_value != read_value).then(|| WriteOp::Write(final_value.map(EvmValue::Account)));
+            let account_op = (final_value != read_value)
+                .then(|| WriteOp::Write(final_value.map(EvmValue::Account)));
             if let Some(op) = account_op {
                 writes.push((EvmKey::Account(*address), op));
             }
 
-            let new_code_hash = if removed { KECCAK_EMPTY } else { account.info.code_hash };
-            let new_code_hash = if new_code_hash == B256::ZERO { KECCAK_EMPTY } else { new_code_hash };
+            let new_code_hash = if removed {
+                KECCAK_EMPTY
+            } else {
+                account.info.code_hash
+            };
+            let new_code_hash = if new_code_hash == B256::ZERO {
+                KECCAK_EMPTY
+            } else {
+                new_code_hash
+            };
             if new_code_hash != read_code_hash {
                 let value = if new_code_hash == KECCAK_EMPTY {
                     None
                 } else {
-                    account.info.code.clone().filter(|c| !c.is_empty()).map(|bytecode| {
-                        EvmValue::Code(CodeValue { hash: new_code_hash, bytecode })
-                    })
+                    account
+                        .info
+                        .code
+                        .clone()
+                        .filter(|c| !c.is_empty())
+                        .map(|bytecode| {
+                            EvmValue::Code(CodeValue {
+                                hash: new_code_hash,
+                                bytecode,
+                            })
+                        })
                 };
                 writes.push((EvmKey::Code(*address), WriteOp::Write(value)));
             }
@@ -530,10 +571,19 @@ where
         }
         let (account, _) = self.read_account(address)?;
         // An absent account has no code: skip the second read.
-        let Some(account) = account else { return Ok(None) };
+        let Some(account) = account else {
+            return Ok(None);
+        };
         let info = match self.read_code(address)? {
-            Some(code) => AccountInfo::new(account.balance, account.nonce, code.hash, code.bytecode),
-            None => AccountInfo::new(account.balance, account.nonce, KECCAK_EMPTY, Bytecode::default()),
+            Some(code) => {
+                AccountInfo::new(account.balance, account.nonce, code.hash, code.bytecode)
+            }
+            None => AccountInfo::new(
+                account.balance,
+                account.nonce,
+                KECCAK_EMPTY,
+                Bytecode::default(),
+            ),
         };
         Ok(Some(info))
     }
@@ -589,7 +639,11 @@ struct LazyBeneficiaryHandler<EVM> {
 
 impl<EVM> LazyBeneficiaryHandler<EVM> {
     fn new(coinbase_gas_price: u128) -> Self {
-        LazyBeneficiaryHandler { coinbase_gas_price, fee: Cell::new(U256::ZERO), _evm: PhantomData }
+        LazyBeneficiaryHandler {
+            coinbase_gas_price,
+            fee: Cell::new(U256::ZERO),
+            _evm: PhantomData,
+        }
     }
 }
 
@@ -613,7 +667,8 @@ where
         // the burnt base fee after London.
         let gas = exec_result.gas();
         let used = gas.used().saturating_sub(gas.reservoir());
-        self.fee.set(U256::from(self.coinbase_gas_price).saturating_mul(U256::from(used)));
+        self.fee
+            .set(U256::from(self.coinbase_gas_price).saturating_mul(U256::from(used)));
         Ok(())
     }
 
@@ -844,7 +899,11 @@ fn recycle_state(mut state: EvmState) {
 }
 
 fn take_reads() -> AHashMap<Address, AddressReads> {
-    READS.with(|cell| cell.try_borrow_mut().map(|mut m| std::mem::take(&mut *m)).unwrap_or_default())
+    READS.with(|cell| {
+        cell.try_borrow_mut()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
+    })
 }
 
 fn recycle_reads(mut reads: AHashMap<Address, AddressReads>) {
@@ -863,7 +922,11 @@ type RunResult = (
 );
 
 /// Runs one transaction on the thread's EVM over `db`; returns its result, state and fee.
-fn run_revm<'d>(block: &PreparedBlock, tx: &PreparedTx, db: &'d mut (dyn DbBackend + 'd)) -> RunResult {
+fn run_revm<'d>(
+    block: &PreparedBlock,
+    tx: &PreparedTx,
+    db: &'d mut (dyn DbBackend + 'd),
+) -> RunResult {
     // Taken out of the thread-local for the run: a panic drops it instead of leaving it
     // half-used (and attached) for the next incarnation.
     let cached = EVM.with(|cell| cell.try_borrow_mut().ok().and_then(|mut slot| slot.take()));

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use parex_evm::{execute_block, BlockError, ExecConfig, ExecutorKind};
 use parex_evm::sign::sign_eip1559;
+use parex_evm::{execute_block, BlockError, ExecConfig, ExecutorKind};
 use parex_primitives::{Bytes, Fork, U256};
 
 fn all_executors(txs: &[Bytes]) -> Vec<Result<parex_evm::BlockResult, BlockError>> {
@@ -16,13 +16,26 @@ fn all_executors(txs: &[Bytes]) -> Vec<Result<parex_evm::BlockResult, BlockError
         (ExecutorKind::Parallel, 1),
         (ExecutorKind::Parallel, 4),
     ] {
-        out.push(execute_block(&env, txs, &state, &ExecConfig { executor, threads, trace: false }));
+        out.push(execute_block(
+            &env,
+            txs,
+            &state,
+            &ExecConfig {
+                executor,
+                threads,
+                trace: false,
+            },
+        ));
     }
     out
 }
 
 fn good(key: u32, nonce: u64) -> Bytes {
-    sign(2, key, &call(nonce, fixed(HOT), U256::from(1), vec![], 21_000))
+    sign(
+        2,
+        key,
+        &call(nonce, fixed(HOT), U256::from(1), vec![], 21_000),
+    )
 }
 
 fn expect(txs: &[Bytes], check: impl Fn(&BlockError) -> bool) {
@@ -40,13 +53,17 @@ fn malformed_envelope() {
     txs.push(Bytes::from_static(&[0x02, 0xc0, 0x01]));
     txs.push(Bytes::new());
     expect(&txs, |e| matches!(e, BlockError::Decode { index: 2, .. }));
-    expect(&[Bytes::from_static(&[0x7f, 0x00])], |e| matches!(e, BlockError::Decode { index: 0, .. }));
+    expect(&[Bytes::from_static(&[0x7f, 0x00])], |e| {
+        matches!(e, BlockError::Decode { index: 0, .. })
+    });
 }
 
 #[test]
 fn bad_signature() {
     let txs = vec![good(1, 0), tampered_signature()];
-    expect(&txs, |e| matches!(e, BlockError::Signature { index: 1, .. }));
+    expect(&txs, |e| {
+        matches!(e, BlockError::Signature { index: 1, .. })
+    });
 }
 
 /// A valid EIP-1559 envelope whose `r` is replaced by a value that is not on the curve.
@@ -68,20 +85,27 @@ fn wrong_chain_id() {
     let request = call(0, fixed(HOT), U256::from(1), vec![], 21_000);
     let wrong = sign_eip1559(CHAIN_ID + 1, &secret(3), &request).expect("sign");
     let txs = vec![good(1, 0), good(2, 0), wrong];
-    expect(&txs, |e| matches!(e, BlockError::InvalidTransaction { index: 2, reason } if reason.contains("chain id")));
+    expect(
+        &txs,
+        |e| matches!(e, BlockError::InvalidTransaction { index: 2, reason } if reason.contains("chain id")),
+    );
 }
 
 #[test]
 fn nonce_gap() {
     let txs = vec![good(1, 0), good(1, 1), good(1, 3), good(2, 0)];
-    expect(&txs, |e| matches!(e, BlockError::InvalidTransaction { index: 2, .. }));
+    expect(&txs, |e| {
+        matches!(e, BlockError::InvalidTransaction { index: 2, .. })
+    });
 }
 
 #[test]
 fn insufficient_funds() {
     let rich = call(0, fixed(HOT), ether(2_000), vec![], 21_000);
     let txs = vec![good(1, 0), sign(2, 3, &rich), good(2, 0)];
-    expect(&txs, |e| matches!(e, BlockError::InvalidTransaction { index: 1, .. }));
+    expect(&txs, |e| {
+        matches!(e, BlockError::InvalidTransaction { index: 1, .. })
+    });
 }
 
 #[test]
@@ -89,12 +113,17 @@ fn gas_above_block_limit() {
     let env = env(Fork::Prague);
     let huge = call(0, fixed(HOT), U256::from(1), vec![], env.gas_limit + 1);
     let txs = vec![good(1, 0), sign(2, 3, &huge)];
-    expect(&txs, |e| matches!(e, BlockError::InvalidTransaction { index: 1, reason } if reason.contains("exceeds remaining block gas")));
+    expect(
+        &txs,
+        |e| matches!(e, BlockError::InvalidTransaction { index: 1, reason } if reason.contains("exceeds remaining block gas")),
+    );
     // Each fits alone; the first burns all its gas (out of gas), the second no longer fits.
     let burn = call(0, fixed(SPINNER), U256::ZERO, vec![], env.gas_limit / 2 + 1);
     let second = call(0, fixed(COUNTER), U256::ZERO, vec![], env.gas_limit / 2);
     let txs = vec![sign(2, 3, &burn), sign(2, 4, &second)];
-    expect(&txs, |e| matches!(e, BlockError::InvalidTransaction { index: 1, .. }));
+    expect(&txs, |e| {
+        matches!(e, BlockError::InvalidTransaction { index: 1, .. })
+    });
 }
 
 #[test]
@@ -102,5 +131,7 @@ fn later_error_does_not_hide_earlier_one() {
     let request = call(0, fixed(HOT), U256::from(1), vec![], 21_000);
     let wrong_chain = sign_eip1559(CHAIN_ID + 1, &secret(3), &request).expect("sign");
     let txs = vec![good(1, 0), good(1, 2), wrong_chain];
-    expect(&txs, |e| matches!(e, BlockError::InvalidTransaction { index: 1, .. }));
+    expect(&txs, |e| {
+        matches!(e, BlockError::InvalidTransaction { index: 1, .. })
+    });
 }

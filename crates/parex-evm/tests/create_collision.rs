@@ -17,7 +17,10 @@ fn both(fork: Fork, txs: &[Bytes], state: &InMemoryState) -> BlockResult {
     let sequential = run(&env, txs, state, ExecutorKind::Sequential, 1);
     for threads in 1..=4 {
         let parallel = run(&env, txs, state, ExecutorKind::Parallel, threads);
-        assert!(parallel.same_outcome(&sequential), "{fork} x{threads}: parallel differs");
+        assert!(
+            parallel.same_outcome(&sequential),
+            "{fork} x{threads}: parallel differs"
+        );
     }
     sequential
 }
@@ -37,10 +40,17 @@ fn create_transaction_collides_with_storage() {
         let result = both(fork, &[create_tx(3, 0)], &state);
         let receipt = &result.receipts[0];
         assert!(!receipt.success, "{fork}: the creation must fail");
-        assert_eq!(receipt.gas_used, GAS, "{fork}: a collision consumes all the gas");
+        assert_eq!(
+            receipt.gas_used, GAS,
+            "{fork}: a collision consumes all the gas"
+        );
         assert_eq!(result.changes[&addr(3)].info.map(|i| i.nonce), Some(1));
         // The target is untouched: no code, storage kept.
-        assert!(!result.changes.contains_key(&target), "{fork}: {:?}", result.changes.get(&target));
+        assert!(
+            !result.changes.contains_key(&target),
+            "{fork}: {:?}",
+            result.changes.get(&target)
+        );
     }
 }
 
@@ -60,11 +70,18 @@ fn create2_opcode_collides_with_storage() {
     let child = factory_child(fixed(FACTORY));
     let mut state = genesis();
     state.insert_storage(child, U256::from(9), U256::from(1));
-    let txs = [sign(2, 4, &call(0, fixed(FACTORY), U256::ZERO, vec![], GAS))];
+    let txs = [sign(
+        2,
+        4,
+        &call(0, fixed(FACTORY), U256::ZERO, vec![], GAS),
+    )];
     let result = both(Fork::Prague, &txs, &state);
     // The outer call succeeds; CREATE2 pushes 0 and bumps the factory's nonce.
     assert!(result.receipts[0].success);
-    assert_eq!(result.changes[&fixed(FACTORY)].info.map(|i| i.nonce), Some(2));
+    assert_eq!(
+        result.changes[&fixed(FACTORY)].info.map(|i| i.nonce),
+        Some(2)
+    );
     assert!(!result.changes.contains_key(&child));
 }
 
@@ -75,7 +92,10 @@ fn storage_deleted_earlier_in_the_block_does_not_collide() {
     let target = addr(3).create(1);
     let mut state = genesis();
     state.insert_storage(target, U256::from(1), U256::from(0x42));
-    let txs = [sign(2, 3, &call(0, target, U256::ZERO, vec![], 30_000)), create_tx(3, 1)];
+    let txs = [
+        sign(2, 3, &call(0, target, U256::ZERO, vec![], 30_000)),
+        create_tx(3, 1),
+    ];
     let result = both(Fork::Prague, &txs, &state);
     assert!(result.receipts[1].success, "the creation must succeed");
     let change = &result.changes[&target];

@@ -40,11 +40,19 @@ fn trace_reports_ideal_speedup() {
     let env = env(Fork::Prague);
     let state = genesis();
     let txs = random_block(21, 100, Fork::Prague);
-    let config = ExecConfig { executor: ExecutorKind::Parallel, threads: 4, trace: true };
+    let config = ExecConfig {
+        executor: ExecutorKind::Parallel,
+        threads: 4,
+        trace: true,
+    };
     let result = execute_block(&env, &txs, &state, &config).expect("valid block");
     let trace = result.trace.expect("trace requested");
     assert_eq!(trace.tx_nanos.len(), txs.len());
-    assert!(trace.ideal_speedup >= 1.0, "ideal speedup {}", trace.ideal_speedup);
+    assert!(
+        trace.ideal_speedup >= 1.0,
+        "ideal speedup {}",
+        trace.ideal_speedup
+    );
     assert!(result.stats.executions >= txs.len() as u64);
 }
 
@@ -70,16 +78,29 @@ fn wide_blocks_assemble_state_changes_in_parallel() {
                 call(0, fixed(STORE), U256::ZERO, input, 100_000)
             } else {
                 // A fresh recipient per transfer: a lazy credit to a new account.
-                call(0, addr(50_000 + i), U256::from(1_000 + i as u64), vec![], 21_000)
+                call(
+                    0,
+                    addr(50_000 + i),
+                    U256::from(1_000 + i as u64),
+                    vec![],
+                    21_000,
+                )
             };
             sign(i as u8, key, &request)
         })
         .collect();
     let sequential = run(&env, &txs, &state, ExecutorKind::Sequential, 1);
-    assert!(sequential.changes.len() > 1_024, "{} accounts changed", sequential.changes.len());
+    assert!(
+        sequential.changes.len() > 1_024,
+        "{} accounts changed",
+        sequential.changes.len()
+    );
     assert_same_as_revm(&env, &txs, &state, &sequential);
     for threads in [2, 3, 4] {
         let parallel = run(&env, &txs, &state, ExecutorKind::Parallel, threads);
-        assert!(parallel.same_outcome(&sequential), "x{threads}: parallel differs");
+        assert!(
+            parallel.same_outcome(&sequential),
+            "x{threads}: parallel differs"
+        );
     }
 }

@@ -38,10 +38,22 @@ fn beneficiary_as_sender_recipient_and_read() {
     let txs = vec![
         sign(2, 5, &call(0, addr(b), U256::from(1_000), vec![], 21_000)),
         sign(2, b, &call(0, addr(6), U256::from(7), vec![], 21_000)),
-        sign(2, 7, &call(0, fixed(COINBASE_READER), U256::ZERO, vec![], 60_000)),
-        sign(0, b, &call(1, fixed(COINBASE_READER), U256::ZERO, vec![], 60_000)),
+        sign(
+            2,
+            7,
+            &call(0, fixed(COINBASE_READER), U256::ZERO, vec![], 60_000),
+        ),
+        sign(
+            0,
+            b,
+            &call(1, fixed(COINBASE_READER), U256::ZERO, vec![], 60_000),
+        ),
         sign(1, 8, &call(0, addr(b), U256::from(3), vec![], 21_000)),
-        sign(2, 9, &call(0, fixed(COINBASE_READER), U256::ZERO, vec![], 60_000)),
+        sign(
+            2,
+            9,
+            &call(0, fixed(COINBASE_READER), U256::ZERO, vec![], 60_000),
+        ),
     ];
     let ours = check(Fork::Prague, &txs);
     assert!(ours.receipts.iter().all(|r| r.success));
@@ -68,19 +80,30 @@ fn contract_creation_create_and_create2() {
 
 #[test]
 fn revert_keeps_only_nonce_and_fee() {
-    let txs = vec![sign(2, 3, &call(0, fixed(REVERTER), U256::from(5), vec![], 60_000))];
+    let txs = vec![sign(
+        2,
+        3,
+        &call(0, fixed(REVERTER), U256::from(5), vec![], 60_000),
+    )];
     let ours = check(Fork::Prague, &txs);
     let receipt = &ours.receipts[0];
     assert!(!receipt.success);
     assert!(receipt.gas_used > 21_000 && receipt.gas_used < 60_000);
-    assert!(!ours.changes.contains_key(&fixed(REVERTER)), "reverted call changed the contract");
+    assert!(
+        !ours.changes.contains_key(&fixed(REVERTER)),
+        "reverted call changed the contract"
+    );
     let sender = ours.changes[&addr(3)].info.expect("sender exists");
     assert_eq!(sender.nonce, 1);
 }
 
 #[test]
 fn out_of_gas_consumes_the_gas_limit() {
-    let txs = vec![sign(2, 3, &call(0, fixed(SPINNER), U256::ZERO, vec![], 50_000))];
+    let txs = vec![sign(
+        2,
+        3,
+        &call(0, fixed(SPINNER), U256::ZERO, vec![], 50_000),
+    )];
     let ours = check(Fork::Prague, &txs);
     assert!(!ours.receipts[0].success);
     assert_eq!(ours.receipts[0].gas_used, 50_000);
@@ -100,8 +123,16 @@ fn metamorphic(fork: Fork) -> parex_evm::BlockResult {
         sign(2, 3, &call(1, fixed(FACTORY), U256::ZERO, vec![], 200_000)),
         sign(2, 4, &call(1, child, U256::ZERO, vec![], 60_000)),
         // The pre-existing destructor with storage: destroyed before Cancun.
-        sign(2, 7, &call(0, fixed(DESTRUCTOR), U256::ZERO, vec![], 60_000)),
-        sign(2, 8, &call(0, fixed(DESTRUCTOR), U256::from(1), vec![], 21_000)),
+        sign(
+            2,
+            7,
+            &call(0, fixed(DESTRUCTOR), U256::ZERO, vec![], 60_000),
+        ),
+        sign(
+            2,
+            8,
+            &call(0, fixed(DESTRUCTOR), U256::from(1), vec![], 21_000),
+        ),
     ];
     check(fork, &txs)
 }
@@ -111,7 +142,10 @@ fn selfdestruct_before_cancun() {
     let ours = metamorphic(Fork::Shanghai);
     let child = factory_child(fixed(FACTORY));
     // slot1: 1 (tx1) -> 2 (tx2, destroyed) -> re-created empty -> 1 (tx5).
-    assert_eq!(ours.changes[&child].storage.get(&U256::from(1)), Some(&U256::from(1)));
+    assert_eq!(
+        ours.changes[&child].storage.get(&U256::from(1)),
+        Some(&U256::from(1))
+    );
     assert!(ours.changes[&child].storage_cleared);
     let destructor = &ours.changes[&fixed(DESTRUCTOR)];
     assert!(destructor.storage_cleared);
@@ -123,8 +157,14 @@ fn selfdestruct_from_cancun() {
     let ours = metamorphic(Fork::Cancun);
     let child = factory_child(fixed(FACTORY));
     // No destruction: slot1 counts 1, 2, 3.
-    assert_eq!(ours.changes[&child].storage.get(&U256::from(1)), Some(&U256::from(3)));
-    assert!(ours.changes.get(&fixed(DESTRUCTOR)).is_none_or(|c| c.info.is_some()));
+    assert_eq!(
+        ours.changes[&child].storage.get(&U256::from(1)),
+        Some(&U256::from(3))
+    );
+    assert!(ours
+        .changes
+        .get(&fixed(DESTRUCTOR))
+        .is_none_or(|c| c.info.is_some()));
 }
 
 #[test]
@@ -138,8 +178,16 @@ fn selfdestruct_parallel_matches_sequential() {
             sign(2, 6, &call(0, child, U256::from(3), vec![], 21_000)),
             sign(2, 3, &call(1, fixed(FACTORY), U256::ZERO, vec![], 200_000)),
             sign(2, 4, &call(1, child, U256::ZERO, vec![], 60_000)),
-            sign(2, 7, &call(0, fixed(DESTRUCTOR), U256::ZERO, vec![], 60_000)),
-            sign(2, 8, &call(0, fixed(DESTRUCTOR), U256::from(1), vec![], 21_000)),
+            sign(
+                2,
+                7,
+                &call(0, fixed(DESTRUCTOR), U256::ZERO, vec![], 60_000),
+            ),
+            sign(
+                2,
+                8,
+                &call(0, fixed(DESTRUCTOR), U256::from(1), vec![], 21_000),
+            ),
         ];
         let env = env(fork);
         let state = genesis();

@@ -15,7 +15,11 @@ pub struct AccountInfo {
 
 impl AccountInfo {
     pub fn with_balance(balance: U256) -> Self {
-        AccountInfo { balance, nonce: 0, code_hash: KECCAK_EMPTY }
+        AccountInfo {
+            balance,
+            nonce: 0,
+            code_hash: KECCAK_EMPTY,
+        }
     }
 
     /// EIP-161 emptiness: no balance, no nonce, no code.

@@ -336,11 +336,11 @@ mod _core {
     #[pymodule_export]
     use crate::conformance::{logs_hash, state_root};
     #[pymodule_export]
-    use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};
-    #[pymodule_export]
     use crate::errors::{
         DecodeError, InvalidTransaction, ParexError, SignatureError, StateError, TransactionError,
     };
+    #[pymodule_export]
+    use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};
     #[pymodule_export]
     use crate::result::{AccountChange, BlockResult, Log, Receipt};
     #[pymodule_export]

@@ -279,7 +279,9 @@ impl BlockResult {
     /// The part of `elapsed_ns` spent executing: `elapsed_ns - recovery_ns`.
     #[getter]
     fn execution_ns(&self) -> u64 {
-        self.inner.elapsed_nanos.saturating_sub(self.inner.recovery_nanos)
+        self.inner
+            .elapsed_nanos
+            .saturating_sub(self.inner.recovery_nanos)
     }
 
     /// Per-transaction execution times in ns; `None` unless executed with `trace=True`.

@@ -43,7 +43,11 @@ impl InMemoryState {
             _ => KECCAK_EMPTY,
         };
         let entry = self.accounts.entry(address).or_default();
-        entry.info = AccountInfo { balance, nonce, code_hash };
+        entry.info = AccountInfo {
+            balance,
+            nonce,
+            code_hash,
+        };
     }
 
     /// Sets one storage slot, creating an empty account if needed. Zero deletes the slot.
@@ -110,8 +114,7 @@ impl InMemoryState {
             .accounts
             .iter()
             .map(|(address, account)| {
-                let mut storage: Vec<_> =
-                    account.storage.iter().map(|(k, v)| (*k, *v)).collect();
+                let mut storage: Vec<_> = account.storage.iter().map(|(k, v)| (*k, *v)).collect();
                 storage.sort_unstable();
                 (*address, account.info, storage)
             })
@@ -147,7 +150,10 @@ impl StateViewRef for InMemoryState {
 
     fn has_storage(&self, address: &Address) -> Result<bool, StateError> {
         // Zero values are never stored (insert_storage and apply remove them).
-        Ok(self.accounts.get(address).is_some_and(|a| !a.storage.is_empty()))
+        Ok(self
+            .accounts
+            .get(address)
+            .is_some_and(|a| !a.storage.is_empty()))
     }
 }
 

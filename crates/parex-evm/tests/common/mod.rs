@@ -11,8 +11,7 @@ use parex_evm::revm::{ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext};
 use parex_evm::sign::{address_of, sign_eip1559, sign_eip2930, sign_legacy, TxRequest};
 use parex_evm::{execute_block, BlockResult, ExecConfig, ExecutorKind, PreparedBlock};
 use parex_primitives::{
-    keccak256, AccountChange, AccountInfo, Address, BlockEnv, Bytes, Fork, StateChanges, B256,
-    U256,
+    keccak256, AccountChange, AccountInfo, Address, BlockEnv, Bytes, Fork, StateChanges, B256, U256,
 };
 use parex_state::{InMemoryState, StateViewRef};
 use std::collections::BTreeMap;
@@ -102,7 +101,9 @@ pub fn child_runtime() -> Vec<u8> {
 /// `PUSH1 len PUSH1 12 PUSH1 0 CODECOPY PUSH1 len PUSH1 0 RETURN` ++ runtime
 pub fn init_code(runtime: &[u8]) -> Vec<u8> {
     let len = runtime.len() as u8;
-    let mut code = vec![0x60, len, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, len, 0x60, 0x00, 0xf3];
+    let mut code = vec![
+        0x60, len, 0x60, 0x0c, 0x60, 0x00, 0x39, 0x60, len, 0x60, 0x00, 0xf3,
+    ];
     code.extend_from_slice(runtime);
     code
 }
@@ -164,7 +165,12 @@ pub fn genesis() -> InMemoryState {
     }
     state.insert_account(fixed(COUNTER), U256::ZERO, 1, Some(counter_code()));
     state.insert_account(fixed(STORE), U256::ZERO, 1, Some(store_code()));
-    state.insert_account(fixed(COINBASE_READER), U256::ZERO, 1, Some(coinbase_reader_code()));
+    state.insert_account(
+        fixed(COINBASE_READER),
+        U256::ZERO,
+        1,
+        Some(coinbase_reader_code()),
+    );
     state.insert_account(fixed(LOGGER), U256::ZERO, 1, Some(logger_code()));
     state.insert_account(fixed(REVERTER), U256::ZERO, 1, Some(reverter_code()));
     state.insert_account(fixed(SPINNER), U256::ZERO, 1, Some(spinner_code()));
@@ -230,19 +236,35 @@ impl Rng {
 /// and from the beneficiary), hot counter calls, keyed stores, coinbase reads, logs, reverts,
 /// out-of-gas, creations; senders skewed towards a few hot ones with consecutive nonces.
 pub fn random_block(seed: u64, len: usize, fork: Fork) -> Vec<Bytes> {
-    let kinds = if fork >= Fork::London { 3 } else if fork >= Fork::Berlin { 2 } else { 1 };
+    let kinds = if fork >= Fork::London {
+        3
+    } else if fork >= Fork::Berlin {
+        2
+    } else {
+        1
+    };
     let mut rng = Rng::new(seed);
     let mut nonces = vec![0u64; SENDERS as usize];
     let mut txs = Vec::with_capacity(len);
     for _ in 0..len {
-        let key = if rng.below(3) == 0 { rng.below(3) as u32 } else { rng.below(SENDERS as u64) as u32 };
+        let key = if rng.below(3) == 0 {
+            rng.below(3) as u32
+        } else {
+            rng.below(SENDERS as u64) as u32
+        };
         let nonce = nonces[key as usize];
         nonces[key as usize] += 1;
         let kind = rng.below(kinds) as u8;
         let small = U256::from(1 + rng.below(1_000_000));
         let request = match rng.below(13) {
             0 | 1 => call(nonce, fixed(HOT), small, vec![], 21_000),
-            2 => call(nonce, fixed(0x40 + rng.below(8) as u8), small, vec![], 21_000),
+            2 => call(
+                nonce,
+                fixed(0x40 + rng.below(8) as u8),
+                small,
+                vec![],
+                21_000,
+            ),
             3 => call(nonce, addr(BENEFICIARY_KEY), small, vec![], 21_000),
             4 | 5 => call(nonce, fixed(COUNTER), U256::ZERO, vec![], 60_000),
             6 => {
@@ -255,11 +277,23 @@ pub fn random_block(seed: u64, len: usize, fork: Fork) -> Vec<Bytes> {
             9 => call(nonce, fixed(REVERTER), U256::ZERO, vec![], 60_000),
             10 => call(nonce, fixed(SPINNER), U256::ZERO, vec![], 30_000),
             11 => {
-                let mut r = call(nonce, Address::ZERO, U256::ZERO, init_code(&counter_code()), 120_000);
+                let mut r = call(
+                    nonce,
+                    Address::ZERO,
+                    U256::ZERO,
+                    init_code(&counter_code()),
+                    120_000,
+                );
                 r.to = None;
                 r
             }
-            _ => call(nonce, addr(rng.below(SENDERS as u64) as u32), small, vec![], 21_000),
+            _ => call(
+                nonce,
+                addr(rng.below(SENDERS as u64) as u32),
+                small,
+                vec![],
+                21_000,
+            ),
         };
         txs.push(sign(kind, key, &request));
     }
@@ -268,9 +302,20 @@ pub fn random_block(seed: u64, len: usize, fork: Fork) -> Vec<Bytes> {
 
 // ---- Execution and the plain-revm reference ------------------------------------------------
 
-pub fn run(env: &BlockEnv, txs: &[Bytes], state: &InMemoryState, executor: ExecutorKind, threads: usize) -> BlockResult {
-    let config = ExecConfig { executor, threads, trace: false };
-    execute_block(env, txs, state, &config).unwrap_or_else(|e| panic!("{executor:?} x{threads}: {e}"))
+pub fn run(
+    env: &BlockEnv,
+    txs: &[Bytes],
+    state: &InMemoryState,
+    executor: ExecutorKind,
+    threads: usize,
+) -> BlockResult {
+    let config = ExecConfig {
+        executor,
+        threads,
+        trace: false,
+    };
+    execute_block(env, txs, state, &config)
+        .unwrap_or_else(|e| panic!("{executor:?} x{threads}: {e}"))
 }
 
 /// pre-block state for revm.
@@ -281,12 +326,26 @@ impl DatabaseRef for Base<'_> {
 
     fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, Self::Error> {
         Ok(self.0.account(&address).expect("in-memory").map(|info| {
-            let code = self.0.code_by_hash(&info.code_hash).expect("in-memory").unwrap_or_default();
-            RevmAccountInfo::new(info.balance, info.nonce, info.code_hash, Bytecode::new_raw(code))
+            let code = self
+                .0
+                .code_by_hash(&info.code_hash)
+                .expect("in-memory")
+                .unwrap_or_default();
+            RevmAccountInfo::new(
+                info.balance,
+                info.nonce,
+                info.code_hash,
+                Bytecode::new_raw(code),
+            )
         }))
     }
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        Ok(Bytecode::new_raw(self.0.code_by_hash(&code_hash).expect("in-memory").unwrap_or_default()))
+        Ok(Bytecode::new_raw(
+            self.0
+                .code_by_hash(&code_hash)
+                .expect("in-memory")
+                .unwrap_or_default(),
+        ))
     }
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
         Ok(self.0.storage(&address, &index).expect("in-memory"))
@@ -315,7 +374,9 @@ pub fn plain_revm(env: &BlockEnv, txs: &[Bytes], state: &InMemoryState) -> RevmO
     // storage (CacheDB forgets it when a destroyed account is touched again).
     let mut cleared = std::collections::HashSet::new();
     for tx in prepared.revm_txs() {
-        let out = evm.transact(tx.clone()).expect("plain revm rejected a transaction");
+        let out = evm
+            .transact(tx.clone())
+            .expect("plain revm rejected a transaction");
         for (address, account) in &out.state {
             if account.is_touched() && (account.is_selfdestructed() || account.is_created()) {
                 cleared.insert(*address);
@@ -329,9 +390,16 @@ pub fn plain_revm(env: &BlockEnv, txs: &[Bytes], state: &InMemoryState) -> RevmO
     for (address, account) in &db.cache.accounts {
         let change = match account.account_state {
             AccountState::None => continue,
-            AccountState::NotExisting => AccountChange { info: None, ..Default::default() },
+            AccountState::NotExisting => AccountChange {
+                info: None,
+                ..Default::default()
+            },
             AccountState::Touched | AccountState::StorageCleared => {
-                let code = db.cache.contracts.get(&account.info.code_hash).map(|c| c.original_bytes());
+                let code = db
+                    .cache
+                    .contracts
+                    .get(&account.info.code_hash)
+                    .map(|c| c.original_bytes());
                 AccountChange {
                     info: Some(AccountInfo {
                         balance: account.info.balance,
@@ -353,7 +421,10 @@ pub fn plain_revm(env: &BlockEnv, txs: &[Bytes], state: &InMemoryState) -> RevmO
 /// The post-block state as a comparable list: empty accounts (EIP-161: same as absent)
 /// dropped.
 #[allow(clippy::type_complexity)]
-pub fn post_state(base: &InMemoryState, changes: &StateChanges) -> Vec<(Address, AccountInfo, Vec<(U256, U256)>)> {
+pub fn post_state(
+    base: &InMemoryState,
+    changes: &StateChanges,
+) -> Vec<(Address, AccountInfo, Vec<(U256, U256)>)> {
     let mut post = base.clone();
     post.apply(changes);
     post.accounts()
@@ -363,14 +434,31 @@ pub fn post_state(base: &InMemoryState, changes: &StateChanges) -> Vec<(Address,
 }
 
 /// Asserts that `ours` equals plain revm's outcome: receipts and post-state.
-pub fn assert_same_as_revm(env: &BlockEnv, txs: &[Bytes], state: &InMemoryState, ours: &BlockResult) {
+pub fn assert_same_as_revm(
+    env: &BlockEnv,
+    txs: &[Bytes],
+    state: &InMemoryState,
+    ours: &BlockResult,
+) {
     let reference = plain_revm(env, txs, state);
-    assert_eq!(ours.receipts.len(), reference.results.len(), "receipt count");
+    assert_eq!(
+        ours.receipts.len(),
+        reference.results.len(),
+        "receipt count"
+    );
     for (i, (receipt, result)) in ours.receipts.iter().zip(&reference.results).enumerate() {
-        assert_eq!(receipt.success, result.is_success(), "tx {i} status: {result:?}");
+        assert_eq!(
+            receipt.success,
+            result.is_success(),
+            "tx {i} status: {result:?}"
+        );
         assert_eq!(receipt.gas_used, result.tx_gas_used(), "tx {i} gas used");
         assert_eq!(receipt.logs.as_slice(), result.logs(), "tx {i} logs");
-        assert_eq!(receipt.contract_address, result.created_address(), "tx {i} contract address");
+        assert_eq!(
+            receipt.contract_address,
+            result.created_address(),
+            "tx {i} contract address"
+        );
     }
     let ours_post = post_state(state, &ours.changes);
     let revm_post = post_state(state, &reference.changes);
@@ -379,7 +467,11 @@ pub fn assert_same_as_revm(env: &BlockEnv, txs: &[Bytes], state: &InMemoryState,
         let b: BTreeMap<_, _> = revm_post.iter().map(|(a, i, s)| (*a, (i, s))).collect();
         for address in a.keys().chain(b.keys()) {
             if a.get(address) != b.get(address) {
-                eprintln!("{address}: ours {:?}\n          revm {:?}", a.get(address), b.get(address));
+                eprintln!(
+                    "{address}: ours {:?}\n          revm {:?}",
+                    a.get(address),
+                    b.get(address)
+                );
             }
         }
         panic!("post-state differs from plain revm");
