@@ -46,11 +46,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Barrier;
 use std::time::Instant;
 
-/// The view of one incarnation: reads go to the multi-version memory and are recorded.
 /// The memory of the tasks `T` works with.
 pub type TaskMemory<T> =
     MvMemory<<T as BlockTask>::Key, <T as BlockTask>::Value, <T as BlockTask>::Delta>;
 
+/// The view of one incarnation: reads go to the multi-version memory and are recorded.
 struct MvView<'a, T: BlockTask> {
     memory: &'a TaskMemory<T>,
     task: &'a T,

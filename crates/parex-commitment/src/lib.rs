@@ -8,15 +8,12 @@ use alloy_consensus::{
 };
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Bloom, B256};
-use alloy_trie::root::{
-    ordered_trie_root_encoded, ordered_trie_root_with_encoder, storage_root_unhashed,
-};
+use alloy_trie::root::{ordered_trie_root_encoded, storage_root_unhashed};
 use alloy_trie::{TrieAccount, EMPTY_ROOT_HASH};
 use parex_primitives::{keccak256, Bytes, Log, Receipt};
 use parex_state::InMemoryState;
 use rayon::prelude::*;
 
-pub use alloy_primitives::Bloom as LogsBloom;
 
 /// The root of the state trie of a complete in-memory state.
 pub fn state_root(state: &InMemoryState) -> B256 {
@@ -50,45 +47,24 @@ pub fn logs_hash<'a>(logs: impl IntoIterator<Item = &'a Log>) -> B256 {
     keccak256(&out)
 }
 
-/// The bloom filter of a set of logs.
-pub fn logs_bloom<'a>(logs: impl IntoIterator<Item = &'a Log>) -> Bloom {
-    let mut bloom = Bloom::ZERO;
-    for log in logs {
-        bloom.accrue_log(log);
-    }
-    bloom
-}
+pub use alloy_primitives::logs_bloom;
 
 /// The bloom filter of a block: the union of its receipts' blooms.
 pub fn block_logs_bloom(receipts: &[Receipt]) -> Bloom {
     logs_bloom(receipts.iter().flat_map(|r| r.logs.iter()))
 }
 
-fn envelope(receipt: &Receipt, post_state: Option<B256>) -> ReceiptEnvelope {
+/// The EIP-2718 encoding of a receipt (Byzantium and later: status, not a post-state root).
+fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
     let inner = AlloyReceipt {
-        status: match post_state {
-            Some(root) => Eip658Value::PostState(root),
-            None => Eip658Value::Eip658(receipt.success),
-        },
+        status: Eip658Value::Eip658(receipt.success),
         cumulative_gas_used: receipt.cumulative_gas_used,
+        // alloy encodes only receipts that own their logs.
         logs: receipt.logs.clone(),
     };
-    let with_bloom = ReceiptWithBloom {
-        logs_bloom: logs_bloom(&receipt.logs),
-        receipt: inner,
-    };
-    match TxType::try_from(receipt.tx_type).unwrap_or(TxType::Legacy) {
-        TxType::Legacy => ReceiptEnvelope::Legacy(with_bloom),
-        TxType::Eip2930 => ReceiptEnvelope::Eip2930(with_bloom),
-        TxType::Eip1559 => ReceiptEnvelope::Eip1559(with_bloom),
-        TxType::Eip4844 => ReceiptEnvelope::Eip4844(with_bloom),
-        TxType::Eip7702 => ReceiptEnvelope::Eip7702(with_bloom),
-    }
-}
-
-/// The EIP-2718 encoding of a receipt (Byzantium and later: status, not a post-state root).
-pub fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
-    envelope(receipt, None).encoded_2718()
+    let with_bloom = ReceiptWithBloom { logs_bloom: logs_bloom(&receipt.logs), receipt: inner };
+    let tx_type = TxType::try_from(receipt.tx_type).unwrap_or(TxType::Legacy);
+    ReceiptEnvelope::from_typed(tx_type, with_bloom).encoded_2718()
 }
 
 /// The receipts root of a block from Byzantium on.
@@ -97,23 +73,11 @@ pub fn receipts_root(receipts: &[Receipt]) -> B256 {
     ordered_trie_root_encoded(&encoded)
 }
 
-/// The receipts root of a pre-Byzantium block, whose receipts carry intermediate state roots.
-pub fn receipts_root_with_post_states(receipts: &[Receipt], post_states: &[B256]) -> B256 {
-    let items: Vec<(&Receipt, B256)> = receipts.iter().zip(post_states.iter().copied()).collect();
-    ordered_trie_root_with_encoder(&items, |(receipt, root), buf| {
-        envelope(receipt, Some(*root)).encode_2718(buf)
-    })
-}
-
 /// The transactions root of a block, from the raw EIP-2718 envelopes it carries.
 pub fn transactions_root(raw_transactions: &[Bytes]) -> B256 {
     ordered_trie_root_encoded(raw_transactions)
 }
 
-/// The withdrawals root of a Shanghai-or-later block.
-pub fn withdrawals_root(withdrawals: &[alloy_eips::eip4895::Withdrawal]) -> B256 {
-    alloy_consensus::proofs::calculate_withdrawals_root(withdrawals)
-}
 
 #[cfg(test)]
 mod tests {

@@ -5,63 +5,21 @@
 //!
 //! `cargo bench -p parex-evm --bench plain_revm` (add `-- <iterations>` to change the count).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{secret, store_code, Base};
 use parex_evm::revm::context::Context;
 use parex_evm::revm::database::CacheDB;
-use parex_evm::revm::database_interface::DatabaseRef;
-use parex_evm::revm::state::{AccountInfo as RevmAccountInfo, Bytecode};
 use parex_evm::revm::{ExecuteCommitEvm, MainBuilder, MainContext};
 use parex_evm::sign::{address_of, sign_eip1559, TxRequest};
 use parex_evm::{execute_prepared, ExecConfig, ExecutorKind, PreparedBlock};
-use parex_primitives::{Address, BlockEnv, Bytes, Fork, B256, U256};
-use parex_state::{InMemoryState, StateViewRef};
+use parex_primitives::{Address, BlockEnv, Bytes, Fork, U256};
+use parex_state::InMemoryState;
 use std::time::{Duration, Instant};
 
 const TRANSFERS: u32 = 2_000;
 const CALLS: u32 = 2_000;
-
-fn secret(i: u32) -> [u8; 32] {
-    let mut s = [0u8; 32];
-    s[0] = 0x22;
-    s[28..].copy_from_slice(&(i + 1).to_be_bytes());
-    s
-}
-
-struct Base<'a>(&'a InMemoryState);
-
-impl DatabaseRef for Base<'_> {
-    type Error = std::convert::Infallible;
-    fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, Self::Error> {
-        Ok(self.0.account(&address).ok().flatten().map(|info| {
-            let code = self
-                .0
-                .code_by_hash(&info.code_hash)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            RevmAccountInfo::new(
-                info.balance,
-                info.nonce,
-                info.code_hash,
-                Bytecode::new_raw(code),
-            )
-        }))
-    }
-    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        Ok(Bytecode::new_raw(
-            self.0
-                .code_by_hash(&code_hash)
-                .ok()
-                .flatten()
-                .unwrap_or_default(),
-        ))
-    }
-    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
-        Ok(self.0.storage(&address, &index).unwrap_or_default())
-    }
-    fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
-        Ok(self.0.block_hash(number).unwrap_or_default())
-    }
-}
 
 fn main() {
     let iterations: usize = std::env::args()
@@ -77,15 +35,7 @@ fn main() {
     let store = Address::repeat_byte(0x50);
     let mut state = InMemoryState::new();
     // Keyed store: SSTORE(calldata[0..32], calldata[32..64]).
-    // PUSH1 0x20 CALLDATALOAD PUSH1 0 CALLDATALOAD SSTORE STOP
-    state.insert_account(
-        store,
-        U256::ZERO,
-        1,
-        Some(Bytes::from_static(&[
-            0x60, 0x20, 0x35, 0x60, 0x00, 0x35, 0x55, 0x00,
-        ])),
-    );
+    state.insert_account(store, U256::ZERO, 1, Some(store_code()));
     let mut txs = Vec::new();
     for i in 0..TRANSFERS + CALLS {
         let key = secret(i);
@@ -143,8 +93,6 @@ fn main() {
             let started = Instant::now();
             let ours = execute_prepared(&prepared, &state, &parallel).expect("valid");
             par_times.push(started.elapsed());
-            seq_times.push(started.elapsed());
-            revm_times.push(started.elapsed());
             gas = ours.gas_used;
             continue;
         }
@@ -152,8 +100,6 @@ fn main() {
             let started = Instant::now();
             let ours = execute_prepared(&prepared, &state, &sequential).expect("valid");
             seq_times.push(started.elapsed());
-            revm_times.push(started.elapsed());
-            par_times.push(started.elapsed());
             gas = ours.gas_used;
             continue;
         }
@@ -188,45 +134,39 @@ fn main() {
         par1_times.push(started.elapsed());
         assert_eq!(ours.gas_used, revm_gas);
     }
-    let median = |v: &mut Vec<Duration>| {
+    // Each series prints only when it was measured (the profiling modes run one executor).
+    let median = |mut v: Vec<Duration>| {
         v.sort();
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied()
     };
     let mgas = |d: Duration| gas as f64 / d.as_secs_f64() / 1e6;
-    let (r, s, p) = (
-        median(&mut revm_times),
-        median(&mut seq_times),
-        median(&mut par_times),
-    );
     println!(
         "block: {} txs, {gas} gas, {iterations} iterations (median)",
         prepared.len()
     );
-    println!(
-        "plain revm (CacheDB):     {:>8.1} Mgas/s  {:>8.2} ms",
-        mgas(r),
-        r.as_secs_f64() * 1e3
-    );
-    println!(
-        "parex sequential:         {:>8.1} Mgas/s  {:>8.2} ms",
-        mgas(s),
-        s.as_secs_f64() * 1e3
-    );
-    if !par1_times.is_empty() {
-        let p1 = median(&mut par1_times);
+    let (r, s) = (median(revm_times), median(seq_times));
+    let series = [
+        ("plain revm (CacheDB):".to_string(), r),
+        ("parex sequential:".to_string(), s),
+        ("parex parallel x1:".to_string(), median(par1_times)),
+        (
+            format!("parex parallel x{parallel_threads}:"),
+            median(par_times),
+        ),
+    ];
+    for (label, time) in series {
+        if let Some(time) = time {
+            println!(
+                "{label:<26}{:>8.1} Mgas/s  {:>8.2} ms",
+                mgas(time),
+                time.as_secs_f64() * 1e3
+            );
+        }
+    }
+    if let (Some(r), Some(s)) = (r, s) {
         println!(
-            "parex parallel x1 :        {:>8.1} Mgas/s  {:>8.2} ms",
-            mgas(p1),
-            p1.as_secs_f64() * 1e3
+            "sequential / plain revm time ratio: {:.3}",
+            s.as_secs_f64() / r.as_secs_f64()
         );
     }
-    println!(
-        "parex parallel x{parallel_threads:<2}:       {:>8.1} Mgas/s  {:>8.2} ms",
-        mgas(p),
-        p.as_secs_f64() * 1e3
-    );
-    println!(
-        "sequential / plain revm time ratio: {:.3}",
-        s.as_secs_f64() / r.as_secs_f64()
-    );
 }

@@ -268,7 +268,6 @@ fn run_sequential<'a, S: StateViewRef>(
     })
 }
 
-/// Groups the final key values by address into [`StateChanges`].
 /// What the block left at one address, before it becomes an [`AccountChange`].
 #[derive(Default)]
 struct Pending {

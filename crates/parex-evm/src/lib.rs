@@ -80,7 +80,6 @@ mod task;
 pub use block::{
     execute_block, execute_prepared, BlockResult, BlockTrace, ExecConfig, ExecutorKind,
 };
-pub use env::{max_blob_gas_per_block, revm_block_env, revm_cfg_env, spec_id};
 pub use error::BlockError;
 pub use prepare::PreparedBlock;
 /// The revm this crate runs, for callers that compare against plain revm.

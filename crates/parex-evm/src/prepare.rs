@@ -130,14 +130,6 @@ impl PreparedBlock {
         self.txs.is_empty()
     }
 
-    pub fn env(&self) -> &BlockEnv {
-        &self.env
-    }
-
-    pub fn senders(&self) -> &[Address] {
-        &self.senders
-    }
-
     pub fn tx_hashes(&self) -> Vec<B256> {
         self.txs.iter().map(|t| t.hash).collect()
     }
@@ -155,11 +147,6 @@ impl PreparedBlock {
     /// The revm configuration the adapter uses.
     pub fn revm_cfg_env(&self) -> &CfgEnv {
         &self.cfg_env
-    }
-
-    /// Total gas limit of the transactions (an upper bound on gas used).
-    pub fn total_gas_limit(&self) -> u64 {
-        self.txs.iter().map(|t| t.env.gas_limit).sum()
     }
 }
 
@@ -202,11 +189,9 @@ fn prepare_one(
         authorization_list: Vec::new(),
     };
     match &envelope {
-        TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) => {
-            tx.gas_price = envelope.gas_price().unwrap_or_default();
-            tx.gas_priority_fee = None;
-        }
-        TxEnvelope::Eip1559(_) => {}
+        // Legacy and EIP-2930: `max_fee_per_gas` is the gas price and there is no priority
+        // fee, as set above; EIP-1559 needs nothing more either.
+        TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) | TxEnvelope::Eip1559(_) => {}
         TxEnvelope::Eip4844(signed) => {
             let inner: &TxEip4844 = signed.tx().as_ref();
             tx.blob_hashes = inner.blob_versioned_hashes.clone();

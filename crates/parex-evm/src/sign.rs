@@ -2,7 +2,7 @@
 
 use crate::prepare::address_of_public;
 use crate::BlockError;
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEip2930, TxEnvelope, TxLegacy};
+use alloy_consensus::{SignableTransaction, Signed, TxEip1559, TxEip2930, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::eip2930::AccessList;
 use alloy_primitives::Signature;
@@ -41,6 +41,18 @@ fn sign_hash(secret: &[u8; 32], hash: B256) -> Result<Signature, BlockError> {
     Ok(Signature::new(r, s, recid == RecoveryId::One))
 }
 
+/// Signs `tx` and returns its EIP-2718 envelope.
+fn signed_envelope<T>(secret: &[u8; 32], tx: T) -> Result<Bytes, BlockError>
+where
+    T: SignableTransaction<Signature>,
+    TxEnvelope: From<Signed<T>>,
+{
+    let signature = sign_hash(secret, tx.signature_hash())?;
+    Ok(TxEnvelope::from(tx.into_signed(signature))
+        .encoded_2718()
+        .into())
+}
+
 fn kind(to: Option<Address>) -> TxKind {
     to.map_or(TxKind::Create, TxKind::Call)
 }
@@ -69,10 +81,7 @@ pub fn sign_eip1559(
         access_list: AccessList::default(),
         input: request.input.clone(),
     };
-    let signature = sign_hash(secret, tx.signature_hash())?;
-    Ok(TxEnvelope::Eip1559(tx.into_signed(signature))
-        .encoded_2718()
-        .into())
+    signed_envelope(secret, tx)
 }
 
 /// Signs `request` as a legacy transaction (gas price `max_fee_per_gas`); `chain_id: None`
@@ -91,10 +100,7 @@ pub fn sign_legacy(
         value: request.value,
         input: request.input.clone(),
     };
-    let signature = sign_hash(secret, tx.signature_hash())?;
-    Ok(TxEnvelope::Legacy(tx.into_signed(signature))
-        .encoded_2718()
-        .into())
+    signed_envelope(secret, tx)
 }
 
 /// Signs `request` as an EIP-2930 transaction (gas price `max_fee_per_gas`) with `access_list`.
@@ -114,8 +120,5 @@ pub fn sign_eip2930(
         access_list,
         input: request.input.clone(),
     };
-    let signature = sign_hash(secret, tx.signature_hash())?;
-    Ok(TxEnvelope::Eip2930(tx.into_signed(signature))
-        .encoded_2718()
-        .into())
+    signed_envelope(secret, tx)
 }

@@ -112,9 +112,9 @@ fn out_of_gas_consumes_the_gas_limit() {
 /// Creates, uses, self-destructs and re-creates a contract at one CREATE2 address, then uses
 /// it again: before Cancun the re-created contract starts from empty storage; from Cancun the
 /// self-destruct only moves the balance and the re-creation collides.
-fn metamorphic(fork: Fork) -> parex_evm::BlockResult {
+fn metamorphic_txs() -> Vec<Bytes> {
     let child = factory_child(fixed(FACTORY));
-    let txs = vec![
+    vec![
         sign(2, 3, &call(0, fixed(FACTORY), U256::ZERO, vec![], 200_000)),
         sign(2, 4, &call(0, child, U256::ZERO, vec![], 60_000)),
         sign(2, 5, &call(0, child, U256::from(10), vec![], 60_000)),
@@ -133,8 +133,11 @@ fn metamorphic(fork: Fork) -> parex_evm::BlockResult {
             8,
             &call(0, fixed(DESTRUCTOR), U256::from(1), vec![], 21_000),
         ),
-    ];
-    check(fork, &txs)
+    ]
+}
+
+fn metamorphic(fork: Fork) -> parex_evm::BlockResult {
+    check(fork, &metamorphic_txs())
 }
 
 #[test]
@@ -170,25 +173,7 @@ fn selfdestruct_from_cancun() {
 #[test]
 fn selfdestruct_parallel_matches_sequential() {
     for fork in [Fork::Shanghai, Fork::Cancun] {
-        let child = factory_child(fixed(FACTORY));
-        let txs = vec![
-            sign(2, 3, &call(0, fixed(FACTORY), U256::ZERO, vec![], 200_000)),
-            sign(2, 4, &call(0, child, U256::ZERO, vec![], 60_000)),
-            sign(2, 5, &call(0, child, U256::from(10), vec![], 60_000)),
-            sign(2, 6, &call(0, child, U256::from(3), vec![], 21_000)),
-            sign(2, 3, &call(1, fixed(FACTORY), U256::ZERO, vec![], 200_000)),
-            sign(2, 4, &call(1, child, U256::ZERO, vec![], 60_000)),
-            sign(
-                2,
-                7,
-                &call(0, fixed(DESTRUCTOR), U256::ZERO, vec![], 60_000),
-            ),
-            sign(
-                2,
-                8,
-                &call(0, fixed(DESTRUCTOR), U256::from(1), vec![], 21_000),
-            ),
-        ];
+        let txs = metamorphic_txs();
         let env = env(fork);
         let state = genesis();
         let sequential = run(&env, &txs, &state, ExecutorKind::Sequential, 1);

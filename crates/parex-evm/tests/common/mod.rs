@@ -13,7 +13,7 @@ use parex_evm::{execute_block, BlockResult, ExecConfig, ExecutorKind, PreparedBl
 use parex_primitives::{
     keccak256, AccountChange, AccountInfo, Address, BlockEnv, Bytes, Fork, StateChanges, B256, U256,
 };
-use parex_state::{InMemoryState, StateViewRef};
+use parex_state::{AccountDump, InMemoryState, StateViewRef};
 use std::collections::BTreeMap;
 
 pub const CHAIN_ID: u64 = 1;
@@ -420,11 +420,7 @@ pub fn plain_revm(env: &BlockEnv, txs: &[Bytes], state: &InMemoryState) -> RevmO
 
 /// The post-block state as a comparable list: empty accounts (EIP-161: same as absent)
 /// dropped.
-#[allow(clippy::type_complexity)]
-pub fn post_state(
-    base: &InMemoryState,
-    changes: &StateChanges,
-) -> Vec<(Address, AccountInfo, Vec<(U256, U256)>)> {
+pub fn post_state(base: &InMemoryState, changes: &StateChanges) -> Vec<AccountDump> {
     let mut post = base.clone();
     post.apply(changes);
     post.accounts()
