@@ -24,8 +24,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from ._core import BlockResult
-from .engine import Engine
+from .engine import Engine, fastest
 from .workloads import WORKLOADS, Workload
 
 DEFAULT_WORKLOADS = ("transfer", "erc20", "amm")
@@ -78,10 +77,6 @@ class Row:
         return asdict(self)
 
 
-def _best(results: Sequence[BlockResult]) -> BlockResult:
-    return min(results, key=lambda r: r.execution_ns)
-
-
 def measure(
     workload: Workload,
     threads: Sequence[int],
@@ -101,7 +96,7 @@ def measure(
     for _ in range(repeat):
         sequential_runs.append(reference.execute_sequential(env, txs, state))
         tick()
-    sequential = _best(sequential_runs)
+    sequential = fastest(sequential_runs)
     identical = all(
         r.same_outcome(traced) and r.digest() == digest for r in sequential_runs
     )
@@ -116,7 +111,7 @@ def measure(
             ok = ok and result.same_outcome(traced) and result.digest() == digest
             runs.append(result)
             tick()
-        parallel = _best(runs)
+        parallel = fastest(runs)
         seq_s = sequential.execution_ns / 1e9
         par_s = max(parallel.execution_ns, 1) / 1e9
         speedup = seq_s / par_s

@@ -44,6 +44,18 @@ def _positive(ctx: click.Context, param: click.Parameter, value: object) -> obje
     return value
 
 
+def _print_json(value: object) -> None:
+    """``--json``: the value, and nothing else, on stdout."""
+    json.dump(value, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _stdout() -> Console:
+    """The console for tables: a pipe or a file gets 200 columns, not a squeezed 80."""
+    out = Console()
+    return out if out.is_terminal else Console(width=200)
+
+
 def _progress(console: Console) -> Progress:
     """A progress bar on stderr that vanishes when done and stays off when not a terminal."""
     return Progress(
@@ -153,12 +165,9 @@ def bench_command(
 
     diverged = [r for r in rows if not r.identical]
     if as_json:
-        json.dump([r.as_dict() for r in rows], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json([r.as_dict() for r in rows])
     else:
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=200)  # a pipe or a file: do not squeeze the table to 80 columns
+        out = _stdout()
         out.print(_table(rows))
         if not diverged:
             out.print(
@@ -263,12 +272,9 @@ def replay_command(
             raise click.ClickException(str(e)) from e
 
     if as_json:
-        json.dump(report.as_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(report.as_dict())
     else:
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=200)
+        out = _stdout()
         out.print(_replay_table(report))
         timed = [b for b in report.blocks if b.speedup is not None]
         matching = sum(1 for b in report.blocks if b.error is None and b.matches_header)
@@ -406,12 +412,9 @@ def conformance_command(
     if not report.outcomes:
         raise click.ClickException("no tests matched")
     if as_json:
-        json.dump(report.as_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _print_json(report.as_dict())
     else:
-        out = Console()
-        if not out.is_terminal:
-            out = Console(width=200)
+        out = _stdout()
         _print_conformance(report, out)
     if not report.ok:
         sys.exit(1)

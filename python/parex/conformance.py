@@ -47,8 +47,8 @@ from typing import Any, Literal
 
 from . import _core
 from ._core import FORKS, BlockResult, ParexError, State, TransactionError
-from .engine import BlockEnv, Engine
-from .replay import default_threads, extract
+from .engine import BlockEnv, Engine, default_threads
+from .replay import Chain, build_state, extract, parse_hex, parse_quantity
 
 BLOCKCHAIN_SKIP = "blockchain tests: not yet implemented"
 """Why every blockchain test is skipped (until a runner for them exists)."""
@@ -81,7 +81,6 @@ _FORK_ALIASES = {
     "merge": "Paris",
 }
 _FORKS_BY_LOWER = {name.lower(): name for name in FORKS}
-_FORK_ORDER = {name: i for i, name in enumerate(FORKS)}
 
 
 def engine_fork(name: str) -> str | None:
@@ -138,10 +137,11 @@ def fixture_files(
         else:
             files = sorted(p for p in path.rglob("*.json") if p.is_file())
             base = path
+        base = base.resolve()
         for f in files:
             key = f.resolve()
             if key not in found:
-                found[key] = FixtureFile(f, _group(f.resolve(), base.resolve()))
+                found[key] = FixtureFile(f, _group(key, base))
     return sorted(found.values(), key=lambda f: f.path.as_posix())
 
 
@@ -160,20 +160,6 @@ def fixture_kind(test: object) -> TestKind | None:
 # Building a state test
 
 
-def _int(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return int(value, 16) if value[:2] in ("0x", "0X") else int(value or "0")
-    raise ValueError(f"expected a quantity, got {value!r}")
-
-
-def _bytes(value: object) -> bytes:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a hex string, got {value!r}")
-    return bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)
-
-
 def _hex(data: bytes) -> str:
     return "0x" + data.hex()
 
@@ -187,35 +173,22 @@ def state_test_hashes(number: int) -> Iterator[tuple[int, bytes]]:
 
 def build_pre_state(pre: Mapping[str, Any], number: int = 0) -> State:
     """The :class:`State` of a state test's ``pre`` (and its block hashes, see above)."""
-    state = State()
-    for address, account in pre.items():
-        code = account.get("code")
-        state.set_account(
-            address,
-            _int(account.get("balance", 0)),
-            _int(account.get("nonce", 0)),
-            _bytes(code) if code not in (None, "", "0x") else None,
-        )
-        for slot, value in (account.get("storage") or {}).items():
-            state.set_storage(address, _int(slot), _int(value))
-    for n, block_hash in state_test_hashes(number):
-        state.set_block_hash(n, block_hash)
-    return state
+    return build_state(pre, Chain(codes={}, block_hashes=dict(state_test_hashes(number))), number)
 
 
 def block_env(env: Mapping[str, Any], fork: str, chain_id: int = 1) -> BlockEnv:
     """The :class:`BlockEnv` of a state test's ``env`` under ``fork`` (a parex fork name)."""
-    cancun = _FORK_ORDER[fork] >= _FORK_ORDER["Cancun"]
     random = env.get("currentRandom")
     return BlockEnv(
-        number=_int(env.get("currentNumber", 1)),
-        timestamp=_int(env.get("currentTimestamp", 0)),
-        beneficiary=_bytes(env["currentCoinbase"]),
-        base_fee=_int(env.get("currentBaseFee", 0)),
-        gas_limit=_int(env["currentGasLimit"]),
-        prevrandao=_bytes(random).rjust(32, b"\0") if random is not None else bytes(32),
-        difficulty=_int(env.get("currentDifficulty", 0)),
-        excess_blob_gas=_int(env.get("currentExcessBlobGas", 0)) if cancun else None,
+        number=parse_quantity(env.get("currentNumber", 1)),
+        timestamp=parse_quantity(env.get("currentTimestamp", 0)),
+        beneficiary=parse_hex(env["currentCoinbase"]),
+        base_fee=parse_quantity(env.get("currentBaseFee", 0)),
+        gas_limit=parse_quantity(env["currentGasLimit"]),
+        prevrandao=parse_hex(random).rjust(32, b"\0") if random is not None else bytes(32),
+        difficulty=parse_quantity(env.get("currentDifficulty", 0)),
+        # Ignored by the engine before Cancun.
+        excess_blob_gas=parse_quantity(env.get("currentExcessBlobGas", 0)),
         chain_id=chain_id,
         fork=fork,
     )
@@ -346,7 +319,7 @@ def _account_diff(
     limit: int = 3,
 ) -> list[str]:
     """Human-readable differences between a fixture post-state and ``actual``."""
-    exp_by_address = {_bytes(a): v for a, v in expected.items()}
+    exp_by_address = {parse_hex(a): v for a, v in expected.items()}
     diffs: list[str] = []
     for address in sorted(set(candidates) | exp_by_address.keys()):
         who = _hex(address)
@@ -361,17 +334,17 @@ def _account_diff(
             diffs.append(f"{who} absent, expected to exist")
             continue
         balance, nonce, code_hash = act
-        if balance != _int(exp.get("balance", 0)):
-            diffs.append(f"{who} balance {balance}, expected {_int(exp.get('balance', 0))}")
-        if nonce != _int(exp.get("nonce", 0)):
-            diffs.append(f"{who} nonce {nonce}, expected {_int(exp.get('nonce', 0))}")
-        exp_code = _bytes(exp.get("code") or "0x")
+        if balance != parse_quantity(exp.get("balance", 0)):
+            diffs.append(f"{who} balance {balance}, expected {parse_quantity(exp.get('balance', 0))}")
+        if nonce != parse_quantity(exp.get("nonce", 0)):
+            diffs.append(f"{who} nonce {nonce}, expected {parse_quantity(exp.get('nonce', 0))}")
+        exp_code = parse_hex(exp.get("code") or "0x")
         if code_hash != _core.keccak256(exp_code):
             diffs.append(
                 f"{who} code differs ({len(actual.get_code(address))} bytes, "
                 f"expected {len(exp_code)})"
             )
-        exp_storage = {_int(k): _int(v) for k, v in (exp.get("storage") or {}).items()}
+        exp_storage = {parse_quantity(k): parse_quantity(v) for k, v in (exp.get("storage") or {}).items()}
         for slot in sorted(exp_storage.keys() | slots.get(address, set())):
             value = actual.get_storage(address, slot)
             if value != exp_storage.get(slot, 0):
@@ -395,10 +368,10 @@ def _root_mismatch(
     reason = f"root mismatch: expected {_hex(expected_hash)}, got {_hex(root)}"
     if not isinstance(post, Mapping):
         return reason
-    candidates = {_bytes(a) for a in pre}
+    candidates = {parse_hex(a) for a in pre}
     slots: dict[bytes, set[int]] = {}
     for a, account in pre.items():
-        slots.setdefault(_bytes(a), set()).update(_int(s) for s in account.get("storage") or {})
+        slots.setdefault(parse_hex(a), set()).update(parse_quantity(s) for s in account.get("storage") or {})
     if result is not None:
         for change in result.changes:
             candidates.add(change.address)
@@ -418,9 +391,9 @@ def _check_entry(
     entry: Mapping[str, Any],
 ) -> tuple[Status, str | None]:
     try:
-        expected_hash = _bytes(entry["hash"])
-        expected_logs = _bytes(entry["logs"])
-        txbytes = _bytes(entry["txbytes"])
+        expected_hash = parse_hex(entry["hash"])
+        expected_logs = parse_hex(entry["logs"])
+        txbytes = parse_hex(entry["txbytes"])
     except (KeyError, ValueError) as err:
         return "failed", f"bad fixture: post entry: {type(err).__name__}: {err}"
     expect_exception = entry.get("expectException")
@@ -480,9 +453,9 @@ def run_state_test(
     outcomes: list[Outcome] = []
     pre = test["pre"]
     try:
-        number = _int(test["env"].get("currentNumber", 1))
+        number = parse_quantity(test["env"].get("currentNumber", 1))
         pre_state = build_pre_state(pre, number)
-        chain_id = _int((test.get("config") or {}).get("chainid", 1))
+        chain_id = parse_quantity((test.get("config") or {}).get("chainid", 1))
     except (KeyError, ValueError, TypeError, ParexError) as err:
         why = f"bad fixture: pre-state: {type(err).__name__}: {err}"
         return [

@@ -13,7 +13,7 @@ same outcome, bit for bit (``a.same_outcome(b)``); the sequential executor is th
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TypeAlias
@@ -86,7 +86,8 @@ class BlockEnv:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _default_threads() -> int:
+def default_threads() -> int:
+    """One Block-STM worker per CPU."""
     return os.cpu_count() or 1
 
 
@@ -104,7 +105,7 @@ class Engine:
     Executes blocks. ``threads`` is the number of Block-STM workers (default: one per CPU).
     """
 
-    threads: int = field(default_factory=_default_threads)
+    threads: int = field(default_factory=default_threads)
 
     def __post_init__(self) -> None:
         _check_threads(self.threads)
@@ -144,3 +145,8 @@ class Engine:
         return _core.execute(
             block_env, transactions, state, sequential=True, trace=trace
         )
+
+
+def fastest(results: Iterable[BlockResult]) -> BlockResult:
+    """The run with the shortest execution time (the engine's own clock)."""
+    return min(results, key=lambda r: r.execution_ns)

@@ -43,21 +43,16 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import _core
 from ._core import BlockResult, ParexError, State
-from .engine import BlockEnv, Engine, Fork
+from .engine import BlockEnv, Engine, Fork, default_threads, fastest
 
 DEFAULT_REPEAT = 3
-
-
-def default_threads() -> int:
-    """One Block-STM worker per CPU, as :class:`~parex.engine.Engine` defaults to."""
-    return os.cpu_count() or 1
 
 
 KECCAK_EMPTY = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
@@ -189,7 +184,8 @@ def block_dirs(path: Path | str, cache_dir: Path | str | None = None) -> list[Pa
 # Loading blocks
 
 
-def _quantity(value: object, what: str) -> int:
+def parse_quantity(value: object, what: str = "value") -> int:
+    """A JSON quantity: an int, a 0x-hex string or a decimal string."""
     if isinstance(value, bool):
         raise ValueError(f"{what}: expected a quantity, got {value!r}")
     if isinstance(value, int):
@@ -199,7 +195,8 @@ def _quantity(value: object, what: str) -> int:
     raise ValueError(f"{what}: expected a quantity, got {value!r}")
 
 
-def _data(value: object, what: str) -> bytes:
+def parse_hex(value: object, what: str = "value") -> bytes:
+    """A 0x-prefixed (or bare) hex string as bytes."""
     if not isinstance(value, str):
         raise ValueError(f"{what}: expected a hex string, got {value!r}")
     return bytes.fromhex(value[2:] if value[:2] in ("0x", "0X") else value)
@@ -220,11 +217,11 @@ class Chain:
         if (root / "bytecodes.json").is_file():
             raw = json.loads((root / "bytecodes.json").read_text())
             for key, code in raw.items():
-                codes[_data(key, "bytecodes key")] = _data(code, f"bytecodes[{key}]")
+                codes[parse_hex(key, "bytecodes key")] = parse_hex(code, f"bytecodes[{key}]")
         if (root / "block_hashes.json").is_file():
             raw = json.loads((root / "block_hashes.json").read_text())
             for key, value in raw.items():
-                hashes[_quantity(key, "block_hashes key")] = _data(value, f"block_hashes[{key}]")
+                hashes[parse_quantity(key, "block_hashes key")] = parse_hex(value, f"block_hashes[{key}]")
         return Chain(codes, hashes)
 
 
@@ -268,9 +265,9 @@ def build_state(pre_state: Mapping[str, Any], chain: Chain, number: int) -> Stat
     for address, account in pre_state.items():
         code: bytes | None = None
         if account.get("code") not in (None, "", "0x"):
-            code = _data(account["code"], f"{address}.code")
+            code = parse_hex(account["code"], f"{address}.code")
         elif account.get("code_hash") is not None:
-            code_hash = _data(account["code_hash"], f"{address}.code_hash")
+            code_hash = parse_hex(account["code_hash"], f"{address}.code_hash")
             if code_hash != KECCAK_EMPTY:
                 try:
                     code = chain.codes[code_hash]
@@ -282,15 +279,15 @@ def build_state(pre_state: Mapping[str, Any], chain: Chain, number: int) -> Stat
                     raise ValueError(f"bytecodes.json: code of 0x{code_hash.hex()} hashes wrong")
         state.set_account(
             address,
-            _quantity(account.get("balance", 0), f"{address}.balance"),
-            _quantity(account.get("nonce", 0), f"{address}.nonce"),
+            parse_quantity(account.get("balance", 0), f"{address}.balance"),
+            parse_quantity(account.get("nonce", 0), f"{address}.nonce"),
             code,
         )
         for slot, value in (account.get("storage") or {}).items():
             state.set_storage(
                 address,
-                _quantity(slot, f"{address}.storage key"),
-                _quantity(value, f"{address}.storage[{slot}]"),
+                parse_quantity(slot, f"{address}.storage key"),
+                parse_quantity(value, f"{address}.storage[{slot}]"),
             )
     for n in range(max(0, number - 256), number):
         if n in chain.block_hashes:
@@ -300,21 +297,21 @@ def build_state(pre_state: Mapping[str, Any], chain: Chain, number: int) -> Stat
 
 def block_env(header: Mapping[str, Any]) -> BlockEnv:
     """The environment of a mainnet block from its JSON-RPC header."""
-    number = _quantity(header["number"], "number")
-    timestamp = _quantity(header["timestamp"], "timestamp")
+    number = parse_quantity(header["number"], "number")
+    timestamp = parse_quantity(header["timestamp"], "timestamp")
     fork = mainnet_fork(number, timestamp)
     excess = header.get("excessBlobGas")
     return BlockEnv(
         number=number,
         timestamp=timestamp,
-        beneficiary=_data(header["miner"], "miner"),
-        base_fee=_quantity(header.get("baseFeePerGas", 0), "baseFeePerGas"),
-        gas_limit=_quantity(header["gasLimit"], "gasLimit"),
+        beneficiary=parse_hex(header["miner"], "miner"),
+        base_fee=parse_quantity(header.get("baseFeePerGas", 0), "baseFeePerGas"),
+        gas_limit=parse_quantity(header["gasLimit"], "gasLimit"),
         # The engine reads it as PREVRANDAO after the Merge and ignores it before.
-        prevrandao=_data(header.get("mixHash") or "0x" + "00" * 32, "mixHash"),
-        difficulty=_quantity(header.get("difficulty", 0), "difficulty"),
+        prevrandao=parse_hex(header.get("mixHash") or "0x" + "00" * 32, "mixHash"),
+        difficulty=parse_quantity(header.get("difficulty", 0), "difficulty"),
         excess_blob_gas=(
-            _quantity(excess if excess is not None else 0, "excessBlobGas")
+            parse_quantity(excess if excess is not None else 0, "excessBlobGas")
             if fork_at_least(fork.value, Fork.CANCUN)
             else None
         ),
@@ -339,11 +336,11 @@ def load_block(block_dir: Path | str, chain: Chain | None = None) -> ReplayBlock
     pre_state_path = block_dir / "pre_state.json"
     pre_state = json.loads(pre_state_path.read_text()) if pre_state_path.is_file() else {}
     header = Header(
-        hash=_data(block.get("hash") or "0x", "hash"),
-        gas_used=_quantity(block["gasUsed"], "gasUsed"),
-        logs_bloom=_data(block["logsBloom"], "logsBloom"),
-        receipts_root=_data(block["receiptsRoot"], "receiptsRoot"),
-        transactions_root=_data(block["transactionsRoot"], "transactionsRoot"),
+        hash=parse_hex(block.get("hash") or "0x", "hash"),
+        gas_used=parse_quantity(block["gasUsed"], "gasUsed"),
+        logs_bloom=parse_hex(block["logsBloom"], "logsBloom"),
+        receipts_root=parse_hex(block["receiptsRoot"], "receiptsRoot"),
+        transactions_root=parse_hex(block["transactionsRoot"], "transactionsRoot"),
     )
     return ReplayBlock(
         number=env.number,
@@ -451,10 +448,6 @@ class BlockReport:
         return out
 
 
-def _best(results: Iterable[BlockResult]) -> BlockResult:
-    return min(results, key=lambda r: r.execution_ns)
-
-
 def replay_block(
     block: ReplayBlock,
     threads: int | None = None,
@@ -492,7 +485,7 @@ def replay_block(
         r.same_outcome(first) and r.digest() == digest for r in sequential_runs + parallel_runs
     )
     checks = check_header(block, first)
-    sequential, parallel = _best(sequential_runs), _best(parallel_runs)
+    sequential, parallel = fastest(sequential_runs), fastest(parallel_runs)
     speedup = (
         sequential.execution_ns / parallel.execution_ns
         if txs and parallel.execution_ns > 0

@@ -59,7 +59,7 @@ pub fn init_attributes(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-fn transaction_error(py: Python<'_>, err: PyErr, index: u32, reason: &str) -> PyErr {
+pub(crate) fn transaction_error(py: Python<'_>, err: PyErr, index: u32, reason: &str) -> PyErr {
     let value = err.value(py);
     // Setting attributes on a fresh exception instance cannot fail short of memory exhaustion;
     // if it does, the exception is still the right type with the right message.

@@ -2,7 +2,7 @@
 //! commitments (receipts root, logs bloom, transactions root) of a result.
 
 use crate::convert::{bad, bytes_arg, bytes_to_py, transactions_arg};
-use crate::errors::{self, DecodeError};
+use crate::errors::{self, transaction_error, DecodeError};
 use crate::result::BlockResult;
 use parex_evm::rpc_json::{envelopes_from_rpc_json, RpcTxError};
 use pyo3::prelude::*;
@@ -13,12 +13,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 fn rpc_error(py: Python<'_>, err: &RpcTxError) -> PyErr {
     match err.index() {
         Some(index) => {
-            let exc = DecodeError::new_err(err.to_string());
-            let value = exc.value(py);
-            // Setting attributes on a fresh exception cannot fail short of memory exhaustion.
-            let _ = value.setattr("index", index);
-            let _ = value.setattr("reason", err.to_string());
-            exc
+            let reason = err.to_string();
+            transaction_error(py, DecodeError::new_err(reason.clone()), index, &reason)
         }
         None => bad("block", err),
     }
