@@ -14,7 +14,6 @@ use parex_primitives::{keccak256, Bytes, Log, Receipt};
 use parex_state::InMemoryState;
 use rayon::prelude::*;
 
-
 /// The root of the state trie of a complete in-memory state.
 pub fn state_root(state: &InMemoryState) -> B256 {
     let accounts = state.accounts();
@@ -78,6 +77,15 @@ pub fn transactions_root(raw_transactions: &[Bytes]) -> B256 {
     ordered_trie_root_encoded(raw_transactions)
 }
 
+/// The withdrawals root of a block (EIP-4895): the ordered trie of the RLP withdrawals.
+pub fn withdrawals_root(withdrawals: &[alloy_eips::eip4895::Withdrawal]) -> B256 {
+    alloy_consensus::proofs::calculate_withdrawals_root(withdrawals)
+}
+
+/// The ommers hash of a block: keccak256 of the RLP list of the ommer headers.
+pub fn ommers_hash(ommers: &[alloy_consensus::Header]) -> B256 {
+    alloy_consensus::proofs::calculate_ommers_root(ommers)
+}
 
 #[cfg(test)]
 mod tests {

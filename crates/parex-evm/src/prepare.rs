@@ -2,7 +2,7 @@
 
 use crate::env::{revm_block_env, revm_cfg_env, spec_id};
 use crate::BlockError;
-use alloy_consensus::{Transaction as _, TxEip4844, TxEnvelope};
+use alloy_consensus::{Transaction as _, TxEip4844, TxEip4844Variant, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_eips::eip7702::{RecoveredAuthority, RecoveredAuthorization, SignedAuthorization};
 use parex_primitives::{keccak256, Address, BlockEnv, Bytes, Fork, TxIndex, B256, U256};
@@ -130,6 +130,16 @@ impl PreparedBlock {
         self.txs.is_empty()
     }
 
+    /// Blob gas the block's transactions consume (EIP-4844).
+    pub fn blob_gas_used(&self) -> u64 {
+        self.txs.iter().map(|t| t.blob_gas).sum()
+    }
+
+    /// The block environment the block was prepared for.
+    pub fn env(&self) -> &BlockEnv {
+        &self.env
+    }
+
     pub fn tx_hashes(&self) -> Vec<B256> {
         self.txs.iter().map(|t| t.hash).collect()
     }
@@ -193,6 +203,15 @@ fn prepare_one(
         // fee, as set above; EIP-1559 needs nothing more either.
         TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_) | TxEnvelope::Eip1559(_) => {}
         TxEnvelope::Eip4844(signed) => {
+            // A block carries blob transactions without their sidecar; the network form
+            // (blobs, commitments, proofs) belongs to the mempool.
+            if matches!(signed.tx(), TxEip4844Variant::TxEip4844WithSidecar(_)) {
+                return Err(BlockError::Decode {
+                    index,
+                    reason: "blob transaction in its network form (with blobs) inside a block"
+                        .into(),
+                });
+            }
             let inner: &TxEip4844 = signed.tx().as_ref();
             tx.blob_hashes = inner.blob_versioned_hashes.clone();
             tx.max_fee_per_blob_gas = inner.max_fee_per_blob_gas;

@@ -179,7 +179,7 @@ impl<'a, S: StateViewRef> EvmTask<'a, S> {
 }
 
 /// Raw code to revm bytecode without panicking on a malformed delegation designator.
-pub(crate) fn bytecode_from_bytes(bytes: Bytes) -> Bytecode {
+pub fn bytecode_from_bytes(bytes: Bytes) -> Bytecode {
     if bytes.starts_with(&[0xEF, 0x01]) {
         Bytecode::new_raw_checked(bytes.clone()).unwrap_or_else(|_| Bytecode::new_legacy(bytes))
     } else {

@@ -91,7 +91,7 @@ impl FromStr for Fork {
             "EIP150" => "TangerineWhistle",
             "EIP158" => "SpuriousDragon",
             "ConstantinopleFix" => "Petersburg",
-            "Merge" | "ParisToShanghaiAtTime15k" => "Paris",
+            "Merge" => "Paris",
             other => other,
         };
         Fork::ALL

@@ -7,12 +7,14 @@
 mod block;
 mod changes;
 mod receipt;
+mod schedule;
 mod stats;
 
 pub use alloy_primitives::{keccak256, Address, Bytes, Log, LogData, B256, U256};
 pub use block::{BlockEnv, Fork, UnknownFork};
 pub use changes::{AccountChange, AccountInfo, StateChanges, KECCAK_EMPTY};
 pub use receipt::Receipt;
+pub use schedule::{Activation, ForkSchedule};
 pub use stats::ExecStats;
 
 /// Position of a transaction inside its block.

@@ -1,0 +1,307 @@
+//! Full block processing around the parallel engine.
+//!
+//! ```text
+//!  parent header ─┐
+//!  block ─────────┼─► validate_header ─► body checks (tx root, ommers, withdrawals root)
+//!                 │
+//!                 ▼   pre-block, sequential       transactions, Block-STM     post-block, sequential
+//!  state ──► [4788 beacon root, 2935 history] ─► [parex_evm::execute_prepared] ─► [withdrawals,
+//!            (Overlay over state)                 (Overlay over state + pre)      rewards, requests:
+//!                                                                                 deposits, 7002, 7251]
+//!                 ▼
+//!  commitments: gas used, blob gas used, receipts root, logs bloom, requests hash, state root
+//!                 ▼
+//!  ExecutedBlock { header (computed), hash, result (receipts, all changes), requests }
+//! ```
+//!
+//! Every step reads the state its predecessors left through an [`Overlay`] and returns its own
+//! `StateChanges`; [`merge_changes`] folds them, in order, into the block's changes.
+
+use crate::block::Block;
+use crate::error::{block, ChainError};
+use crate::overlay::{credit, merge_changes, Overlay};
+use crate::requests::{deposit_requests, typed_request};
+use crate::spec::ChainSpec;
+use crate::system::system_call;
+use crate::validate::validate_header;
+use alloy_consensus::Header;
+use alloy_eips::eip7685::Requests;
+use parex_commitment::{block_logs_bloom, ommers_hash, receipts_root, state_root, transactions_root, withdrawals_root};
+use parex_evm::{execute_prepared, BlockResult, ExecConfig, PreparedBlock};
+use parex_primitives::{Address, BlockEnv, Bytes, Fork, StateChanges, B256, KECCAK_EMPTY, U256};
+use parex_state::{InMemoryState, StateError, StateViewRef};
+use std::time::Instant;
+
+/// A store that can commit to its state after a block: the state root of pre-block state plus
+/// `changes`.
+pub trait StateCommitment {
+    fn state_root_after(&self, changes: &StateChanges) -> Result<B256, StateError>;
+}
+
+impl StateCommitment for InMemoryState {
+    /// A copy with the changes applied, hashed whole (storage tries in parallel).
+    fn state_root_after(&self, changes: &StateChanges) -> Result<B256, StateError> {
+        let mut after = self.clone();
+        after.apply(changes);
+        Ok(state_root(&after))
+    }
+}
+
+/// A block the rules accept, with everything it committed to.
+#[derive(Debug, Clone)]
+pub struct ExecutedBlock {
+    pub fork: Fork,
+    /// The header with every computed field in place; equal to the block's when it is valid.
+    pub header: Header,
+    /// keccak256 of `header`'s RLP.
+    pub hash: B256,
+    /// Receipts, gas used, stats, and the changes of the whole block (system calls,
+    /// transactions, withdrawals, rewards): apply them to the pre-block state.
+    pub result: BlockResult,
+    /// The EIP-7685 requests (Prague on); `None` before.
+    pub requests: Option<Requests>,
+}
+
+/// The block reward of a proof-of-work fork (none from the Merge on).
+pub fn block_reward(fork: Fork) -> U256 {
+    const ETHER: u128 = 1_000_000_000_000_000_000;
+    let ether = match fork {
+        f if f >= Fork::Paris => 0,
+        f if f >= Fork::Constantinople => 2,
+        f if f >= Fork::Byzantium => 3,
+        _ => 5,
+    };
+    U256::from(ether * ETHER)
+}
+
+/// The revm environment values of a header under `fork`.
+pub fn block_env(spec: &ChainSpec, header: &Header, fork: Fork) -> BlockEnv {
+    BlockEnv {
+        number: header.number,
+        timestamp: header.timestamp,
+        beneficiary: header.beneficiary,
+        base_fee: header.base_fee_per_gas.unwrap_or_default(),
+        gas_limit: header.gas_limit,
+        prevrandao: header.mix_hash,
+        difficulty: header.difficulty,
+        excess_blob_gas: header.excess_blob_gas,
+        chain_id: spec.chain_id,
+        fork,
+    }
+}
+
+fn mismatch(exception: crate::Exception, what: &str, header: impl std::fmt::Debug, computed: impl std::fmt::Debug) -> ChainError {
+    ChainError::invalid(exception, format!("{what}: header has {header:?}, block computes {computed:?}"))
+}
+
+/// Validates and executes `block` on top of `parent` and `state` (the state after `parent`,
+/// which is not modified), transactions through Block-STM as `config` says.
+pub fn execute_block<S: StateViewRef + StateCommitment>(
+    spec: &ChainSpec,
+    parent: &Header,
+    block: &Block,
+    state: &S,
+    config: &ExecConfig,
+) -> Result<ExecutedBlock, ChainError> {
+    let start = Instant::now();
+    let header = &block.header;
+    let fork = validate_header(spec, parent, header)?;
+    check_body(fork, block)?;
+
+    let env = block_env(spec, header, fork);
+    let prepared = PreparedBlock::new(&env, &block.transactions, config.threads)?;
+    let recovery_nanos = start.elapsed().as_nanos() as u64;
+    let revm_env = prepared.revm_block_env();
+    let cfg = prepared.revm_cfg_env();
+
+    // Pre-block system calls (their failures are ignored: these contracts are not checked).
+    let mut changes = StateChanges::new();
+    if fork >= Fork::Cancun {
+        let root = header.parent_beacon_block_root.unwrap_or_default();
+        let outcome = system_call(
+            &Overlay::new(state, &changes),
+            revm_env,
+            cfg,
+            alloy_eips::eip4788::BEACON_ROOTS_ADDRESS,
+            Bytes::copy_from_slice(root.as_slice()),
+        )?;
+        merge_changes(&mut changes, outcome.changes);
+    }
+    if fork >= Fork::Prague {
+        let outcome = system_call(
+            &Overlay::new(state, &changes),
+            revm_env,
+            cfg,
+            alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS,
+            Bytes::copy_from_slice(header.parent_hash.as_slice()),
+        )?;
+        merge_changes(&mut changes, outcome.changes);
+    }
+
+    // The transactions, on the engine.
+    let mut result = execute_prepared(&prepared, &Overlay::new(state, &changes), config)?;
+    if fork >= Fork::Cancun {
+        let used = prepared.blob_gas_used();
+        if header.blob_gas_used != Some(used) {
+            return Err(mismatch(block::INCORRECT_BLOB_GAS_USED, "blob gas used", header.blob_gas_used, used));
+        }
+    }
+    if result.gas_used != header.gas_used {
+        return Err(mismatch(block::INVALID_GAS_USED, "gas used", header.gas_used, result.gas_used));
+    }
+    merge_changes(&mut changes, std::mem::take(&mut result.changes));
+
+    // Withdrawals, then rewards.
+    let mut credits = StateChanges::new();
+    {
+        let view = Overlay::new(state, &changes);
+        for withdrawal in block.withdrawals.iter().flatten() {
+            credit(&view, &mut credits, withdrawal.address, withdrawal.amount_wei())?;
+        }
+        let reward = block_reward(fork);
+        if !reward.is_zero() {
+            let per_ommer = reward / U256::from(32);
+            let miner = reward + per_ommer * U256::from(block.ommers.len());
+            credit(&view, &mut credits, header.beneficiary, miner)?;
+            for ommer in &block.ommers {
+                let depth = header.number.saturating_sub(ommer.number);
+                let share = reward * U256::from(8u64.saturating_sub(depth)) / U256::from(8);
+                credit(&view, &mut credits, ommer.beneficiary, share)?;
+            }
+        }
+    }
+    merge_changes(&mut changes, credits);
+
+    // EIP-7685 requests.
+    let requests = if fork >= Fork::Prague {
+        let mut requests = Requests::default();
+        let deposits = deposit_requests(&result.receipts, spec.deposit_contract)?;
+        if let Some(request) = typed_request(alloy_eips::eip6110::DEPOSIT_REQUEST_TYPE, &deposits) {
+            requests.push_request(request);
+        }
+        for (contract, request_type) in [
+            (alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, alloy_eips::eip7002::WITHDRAWAL_REQUEST_TYPE),
+            (alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, alloy_eips::eip7251::CONSOLIDATION_REQUEST_TYPE),
+        ] {
+            let output = checked_system_call(state, &mut changes, revm_env, cfg, contract)?;
+            if let Some(request) = typed_request(request_type, &output) {
+                requests.push_request(request);
+            }
+        }
+        let hash = requests.requests_hash();
+        if header.requests_hash != Some(hash) {
+            return Err(mismatch(block::INVALID_REQUESTS, "requests hash", header.requests_hash, hash));
+        }
+        Some(requests)
+    } else {
+        None
+    };
+
+    // Commitments.
+    let mut computed = header.clone();
+    if fork >= Fork::Byzantium {
+        // Before Byzantium a receipt commits to the state root after its transaction, which a
+        // block executed in parallel does not produce: the header's value is kept unchecked.
+        computed.receipts_root = receipts_root(&result.receipts);
+        if computed.receipts_root != header.receipts_root {
+            return Err(mismatch(block::INVALID_RECEIPTS_ROOT, "receipts root", header.receipts_root, computed.receipts_root));
+        }
+    }
+    computed.logs_bloom = block_logs_bloom(&result.receipts);
+    if computed.logs_bloom != header.logs_bloom {
+        return Err(mismatch(block::INVALID_LOG_BLOOM, "logs bloom", header.logs_bloom, computed.logs_bloom));
+    }
+    computed.state_root = state.state_root_after(&changes)?;
+    if computed.state_root != header.state_root {
+        return Err(mismatch(block::INVALID_STATE_ROOT, "state root", header.state_root, computed.state_root));
+    }
+
+    result.changes = changes;
+    result.recovery_nanos = recovery_nanos;
+    result.elapsed_nanos = start.elapsed().as_nanos() as u64;
+    let hash = computed.hash_slow();
+    Ok(ExecutedBlock {
+        fork,
+        header: computed,
+        hash,
+        result,
+        requests,
+    })
+}
+
+/// A post-block system call whose contract must exist and succeed (EIP-7002, EIP-7251); its
+/// changes are merged into `changes`, its output returned.
+fn checked_system_call<S: StateViewRef>(
+    state: &S,
+    changes: &mut StateChanges,
+    revm_env: &parex_evm::revm::context::BlockEnv,
+    cfg: &parex_evm::revm::context::CfgEnv,
+    contract: Address,
+) -> Result<Bytes, ChainError> {
+    let view = Overlay::new(state, changes);
+    let has_code = view
+        .account(&contract)?
+        .is_some_and(|info| info.code_hash != KECCAK_EMPTY);
+    if !has_code {
+        return Err(ChainError::invalid(
+            block::SYSTEM_CONTRACT_EMPTY,
+            format!("system contract {contract} has no code"),
+        ));
+    }
+    let outcome = system_call(&view, revm_env, cfg, contract, Bytes::new())?;
+    let Some(output) = outcome.output else {
+        return Err(ChainError::invalid(
+            block::SYSTEM_CONTRACT_CALL_FAILED,
+            format!("system call to {contract} failed"),
+        ));
+    };
+    merge_changes(changes, outcome.changes);
+    Ok(output)
+}
+
+/// The body matches the header: transactions root, ommers, withdrawals.
+fn check_body(fork: Fork, block: &Block) -> Result<(), ChainError> {
+    let header = &block.header;
+    let tx_root = transactions_root(&block.transactions);
+    if tx_root != header.transactions_root {
+        return Err(mismatch(block::INVALID_TRANSACTIONS_ROOT, "transactions root", header.transactions_root, tx_root));
+    }
+    if fork >= Fork::Paris && !block.ommers.is_empty() {
+        return Err(ChainError::invalid(
+            block::IMPORT_IMPOSSIBLE_UNCLES_OVER_PARIS,
+            format!("{} ommers after the Merge", block.ommers.len()),
+        ));
+    }
+    if block.ommers.len() > 2 {
+        return Err(ChainError::invalid(block::TOO_MANY_UNCLES, format!("{} ommers", block.ommers.len())));
+    }
+    for ommer in &block.ommers {
+        let depth = header.number.saturating_sub(ommer.number);
+        if ommer.number >= header.number || depth > 6 {
+            return Err(ChainError::invalid(
+                block::UNCLE_PARENT_INCORRECT,
+                format!("ommer {} of block {}", ommer.number, header.number),
+            ));
+        }
+    }
+    let ommers = ommers_hash(&block.ommers);
+    if ommers != header.ommers_hash {
+        return Err(mismatch(block::INVALID_UNCLES_HASH, "ommers hash", header.ommers_hash, ommers));
+    }
+    match (&block.withdrawals, fork >= Fork::Shanghai) {
+        (Some(withdrawals), true) => {
+            let root = withdrawals_root(withdrawals);
+            if header.withdrawals_root != Some(root) {
+                return Err(mismatch(block::INVALID_WITHDRAWALS_ROOT, "withdrawals root", header.withdrawals_root, root));
+            }
+        }
+        (None, false) => {}
+        (Some(_), false) => {
+            return Err(ChainError::invalid(block::INCORRECT_BLOCK_FORMAT, format!("withdrawals in a {fork} block")))
+        }
+        (None, true) => {
+            return Err(ChainError::invalid(block::INCORRECT_BLOCK_FORMAT, format!("{fork} block without withdrawals")))
+        }
+    }
+    Ok(())
+}
