@@ -6,6 +6,9 @@ from typing import Any, ClassVar, Final, TypedDict, final
 __all__ = [
     "address_of",
     "execute",
+    "fork_at",
+    "import_block",
+    "parse_fork",
     "keccak256",
     "logs_bloom",
     "logs_hash",
@@ -15,6 +18,7 @@ __all__ = [
     "state_root",
     "transactions_root",
     "DecodeError",
+    "InvalidBlock",
     "InvalidTransaction",
     "ParexError",
     "SignatureError",
@@ -22,6 +26,8 @@ __all__ = [
     "TransactionError",
     "AccountChange",
     "BlockResult",
+    "Header",
+    "ImportedBlock",
     "Log",
     "Receipt",
     "State",
@@ -48,6 +54,7 @@ class _Stats(TypedDict):
     hinted_waits: int
     fallback_reason: str | None
     threads: int
+    sequential_rule: str | None
 
 class ParexError(Exception): ...
 
@@ -59,6 +66,11 @@ class DecodeError(TransactionError): ...
 class SignatureError(TransactionError): ...
 class InvalidTransaction(TransactionError): ...
 class StateError(ParexError): ...
+
+class InvalidBlock(ParexError):
+    exception: str
+    reason: str
+    index: int | None
 
 @final
 class Log:
@@ -168,6 +180,7 @@ def execute(
     threads: int | None = None,
     sequential: bool = False,
     trace: bool = False,
+    sequential_rule: bool = False,
     **fields: Any,
 ) -> BlockResult: ...
 def address_of(secret: bytes | bytearray) -> bytes: ...
@@ -183,3 +196,55 @@ def logs_bloom(result: BlockResult) -> bytes: ...
 def transactions_root(transactions: Iterable[bytes | bytearray]) -> bytes: ...
 def state_root(state: State) -> bytes: ...
 def logs_hash(result: BlockResult) -> bytes: ...
+def parse_fork(name: str) -> str: ...
+def fork_at(schedule: str, number: int, timestamp: int) -> str: ...
+
+@final
+class Header:
+    @staticmethod
+    def decode(rlp: bytes | bytearray | str) -> Header: ...
+    @staticmethod
+    def of_block(rlp: bytes | bytearray | str) -> Header: ...
+    @property
+    def hash(self) -> bytes: ...
+    @property
+    def rlp(self) -> bytes: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def parent_hash(self) -> bytes: ...
+    @property
+    def state_root(self) -> bytes: ...
+    @property
+    def gas_used(self) -> int: ...
+    @property
+    def gas_limit(self) -> int: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class ImportedBlock:
+    @property
+    def header(self) -> Header: ...
+    @property
+    def result(self) -> BlockResult: ...
+    @property
+    def fork(self) -> str: ...
+    @property
+    def hash(self) -> bytes: ...
+    @property
+    def requests(self) -> list[bytes] | None: ...
+
+def import_block(
+    block: bytes | bytearray | str,
+    parent: Header,
+    state: State,
+    *,
+    schedule: str,
+    chain_id: int | None = None,
+    threads: int | None = None,
+    sequential: bool = False,
+    sequential_rule: bool = False,
+) -> ImportedBlock: ...

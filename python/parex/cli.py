@@ -195,13 +195,15 @@ def _replay_table(report: replay.Report) -> Table:
         title_justify="left",
         caption="speedup = seq ms / par ms (best of --repeat); ideal = dependency-graph bound; "
         "header = gas used, logs bloom, transactions root, receipts root (* skipped before "
-        "Byzantium: receipts embed state roots and the pre-state is partial)",
+        "Byzantium: receipts embed state roots and the pre-state is partial); path = what "
+        "the engine ran (seq (rule): the sequential rule took the block; identical still "
+        "compares a run forced onto Block-STM)",
     )
     for header in (
         "block", "fork", "txs", "gas", "seq ms", "par ms", "speedup", "ideal", "re-exec",
-        "header", "identical",
+        "header", "identical", "path",
     ):
-        left = header in ("fork", "header", "identical")
+        left = header in ("fork", "header", "identical", "path")
         table.add_column(header, justify="left" if left else "right")
     for b in report.blocks:
         if b.error is not None:
@@ -222,6 +224,7 @@ def _replay_table(report: replay.Report) -> Table:
             "-" if b.reexecutions is None else f"{b.reexecutions:,}",
             header_cell,
             "yes" if b.identical else "[bold red]NO[/]",
+            "par" if b.sequential_rule is None else "seq (rule)",
         )
     return table
 
@@ -241,9 +244,19 @@ def _replay_table(report: replay.Report) -> Table:
     help="Where a .tar.gz fixture is extracted. Default: $PAREX_CACHE_DIR, else "
     "./.cache/fixtures.",
 )
+@click.option(
+    "--force-parallel", is_flag=True,
+    help="Run every block on Block-STM: turn off the engine's rule that runs blocks too small "
+    "to gain sequentially.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, nothing else.")
 def replay_command(
-    path: Path, threads: int | None, repeat: int, cache_dir: Path | None, as_json: bool
+    path: Path,
+    threads: int | None,
+    repeat: int,
+    cache_dir: Path | None,
+    force_parallel: bool,
+    as_json: bool,
 ) -> None:
     """Replay real blocks and check them against their headers.
 
@@ -251,7 +264,9 @@ def replay_command(
     fixture folder (holding blocks/ or mainnet/blocks/), or one block folder. Each block
     runs sequentially and with Block-STM; gas used, logs bloom, transactions root and (from
     Byzantium on) receipts root must match the header, and the parallel outcome must equal
-    the sequential one. Block rewards and withdrawals are not applied (no state root is
+    the sequential one. Blocks too small to gain run sequentially by the engine's rule
+    (column "path"; --force-parallel turns it off), and are then also run once on Block-STM
+    to check that outcome. Block rewards and withdrawals are not applied (no state root is
     checked: the pre-state is partial). Exits with status 1 when any block fails.
     """
     err = Console(stderr=True)
@@ -263,6 +278,7 @@ def replay_command(
                 threads=threads,
                 repeat=repeat,
                 cache_dir=cache_dir,
+                sequential_rule=not force_parallel,
                 on_start=lambda total: progress.update(task, total=total, description="replay"),
                 on_block=lambda b: progress.update(
                     task, advance=1, description=f"block {b.number}"
@@ -388,8 +404,11 @@ def conformance_command(
     runs its transaction (the post entry's txbytes) as a one-transaction block with Block-STM
     for every fork of its post section that parex knows, and the post-state root and logs hash
     must equal the fixture's; a transaction the fixture expects to fail must be rejected.
-    Blockchain tests are reported as skipped (not yet implemented). Exits with status 1 when
-    any case fails.
+    Each blockchain test (EEST or ethereum/tests' classic layout) imports its blocks one by
+    one: header validation, system calls, the transactions through Block-STM, withdrawals,
+    rewards and requests; a valid block must hash to the fixture's header hash, an invalid
+    one must be rejected for one of the expected reasons, and the last block and post-state
+    must match. Exits with status 1 when any case fails.
     """
     err = Console(stderr=True)
     with _progress(err) as progress:

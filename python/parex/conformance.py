@@ -4,11 +4,24 @@ Conformance with the Ethereum execution-spec tests (EEST fixtures).
 A fixture file is JSON: ``{test name: test}``. Each test is classified by its shape
 (:func:`fixture_kind`):
 
-- a **state test** (``env``, ``pre``, ``transaction``, ``post``) runs here;
-- a **blockchain test** (``blocks``) is reported as skipped for now
-  (:data:`BLOCKCHAIN_SKIP`); :func:`run_test` dispatches on the kind, so a runner for them
-  plugs in beside :func:`run_state_test`;
+- a **state test** (``env``, ``pre``, ``transaction``, ``post``): :func:`run_state_test`;
+- a **blockchain test** (``blocks``; EEST fixtures and ethereum/tests' classic
+  ``BlockchainTests`` share the schema): :func:`run_blockchain_test`;
 - anything else is skipped with the reason that it is not a test.
+
+A blockchain test is one case, under its ``network`` (a fork or a transition such as
+``ShanghaiToCancunAtTime15k``, parsed by Rust's ``ForkSchedule``):
+
+1. ``pre`` becomes a :class:`~parex._core.State` whose root must be the genesis header's
+   (``genesisRLP``), and the genesis hash must be ``genesisBlockHeader.hash``;
+2. every block's ``rlp`` goes through :func:`parex._core.import_block`: header validation,
+   system calls, the transactions through Block-STM, withdrawals, requests, and every
+   commitment of the header. A block with ``expectException`` must be rejected with one of
+   the ``|``-separated names (:attr:`~parex._core.InvalidBlock.exception`; for a classic
+   fixture, whose names are not EEST's, any rejection counts), and the chain goes on from its
+   parent; any other block must be accepted, and its hash must be ``blockHeader.hash``;
+3. the last block's hash must be ``lastblockhash`` and the state root that of ``postState``
+   (the first differing accounts are named).
 
 For a state test, each fork of ``post`` that parex knows (:func:`engine_fork`) and each entry
 under it is one **case**:
@@ -46,16 +59,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import _core
-from ._core import FORKS, BlockResult, ParexError, State, TransactionError
+from ._core import BlockResult, Header, InvalidBlock, ParexError, State, TransactionError
 from .engine import BlockEnv, Engine, default_threads
-from .replay import Chain, build_state, extract, parse_hex, parse_quantity
-
-BLOCKCHAIN_SKIP = "blockchain tests: not yet implemented"
-"""Why every blockchain test is skipped (until a runner for them exists)."""
+from .replay import Chain, build_state, fixture_root, parse_hex, parse_quantity
 
 FAILURE_KINDS = (
     "root mismatch",
     "logs mismatch",
+    "hash mismatch",
+    "post-state mismatch",
+    "wrong rejection",
     "unexpected rejection",
     "missing rejection",
     "engine error",
@@ -73,20 +86,24 @@ TestKind = Literal["state", "blockchain"]
 
 _ROOT_FOLDERS = ("state_tests", "blockchain_tests")
 
-# Execution-spec fork names parex knows under another name.
-_FORK_ALIASES = {
-    "eip150": "TangerineWhistle",
-    "eip158": "SpuriousDragon",
-    "constantinoplefix": "Petersburg",
-    "merge": "Paris",
-}
-_FORKS_BY_LOWER = {name.lower(): name for name in FORKS}
-
-
 def engine_fork(name: str) -> str | None:
-    """The parex fork for a fixture's fork name (case-insensitive), or ``None``."""
-    lower = name.lower()
-    return _FORKS_BY_LOWER.get(lower) or _FORK_ALIASES.get(lower)
+    """The parex fork for a fixture's fork name (case-insensitive, execution-spec aliases such
+    as ``EIP158`` included), or ``None``. The parser is Rust's (:func:`parex._core.parse_fork`),
+    the one the engine uses."""
+    try:
+        return _core.parse_fork(name)
+    except ValueError:
+        return None
+
+
+def engine_schedule(name: str) -> str | None:
+    """``name`` when parex can run a chain under it: a fork or a transition such as
+    ``ShanghaiToCancunAtTime15k`` (Rust's ``ForkSchedule`` parser); else ``None``."""
+    try:
+        _core.fork_at(name, 0, 0)
+    except ValueError:
+        return None
+    return name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,11 +143,7 @@ def fixture_files(
     """
     found: dict[Path, FixtureFile] = {}
     for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file or folder")
-        if path.is_file() and path.name.endswith((".tar.gz", ".tgz", ".tar")):
-            path = extract(path, cache_dir)
+        path = fixture_root(raw, cache_dir)
         if path.is_file():
             files = [path]
             base = path.parent
@@ -200,7 +213,8 @@ def block_env(env: Mapping[str, Any], fork: str, chain_id: int = 1) -> BlockEnv:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """One case: a post entry of a state test under one fork (or one skipped test)."""
+    """One case: a post entry of a state test under one fork, a whole blockchain test (fork:
+    its ``network``, no index), or one skipped test."""
 
     test: str
     fork: str | None
@@ -214,6 +228,8 @@ class Outcome:
         """The test name with the fork and post index: ``name [Prague #0]``."""
         if self.fork is None:
             return self.test
+        if self.index is None:
+            return f"{self.test} [{self.fork}]"
         return f"{self.test} [{self.fork} #{self.index}]"
 
     @property
@@ -305,6 +321,119 @@ class Report:
             "failures": [{"name": o.name, "reason": o.reason} for o in self.failures],
             "skips": [{"name": o.name, "reason": o.reason} for o in self.skips],
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a blockchain test
+
+
+def _expected_exceptions(text: str) -> list[str]:
+    return [name.strip() for name in text.split("|") if name.strip()]
+
+
+def _rejection_matches(expected: list[str], exception: str) -> bool:
+    """True when ``exception`` is one of ``expected``; classic fixtures name exceptions in
+    another vocabulary (no ``Exception.`` in the name), where any rejection matches."""
+    if not any("Exception." in name for name in expected):
+        return True
+    return exception in expected
+
+
+def _check_chain(
+    name: str, test: Mapping[str, Any], engine: Engine, network: str
+) -> tuple[Status, str | None]:
+    chain_id = parse_quantity((test.get("config") or {}).get("chainid", 1))
+    try:
+        genesis = Header.of_block(parse_hex(test["genesisRLP"]))
+    except (KeyError, ValueError, InvalidBlock) as err:
+        return "failed", f"bad fixture: genesis: {type(err).__name__}: {err}"
+    expected_genesis = (test.get("genesisBlockHeader") or {}).get("hash")
+    if expected_genesis is not None and genesis.hash != parse_hex(expected_genesis):
+        return "failed", (
+            f"hash mismatch: genesis hash {_hex(genesis.hash)}, expected {expected_genesis}"
+        )
+    pre = test["pre"]
+    state = build_state(pre, Chain(codes={}, block_hashes={}), 0)
+    root = _core.state_root(state)
+    if root != genesis.state_root:
+        return "failed", _root_mismatch(genesis.state_root, root, pre, pre, state, None)
+    state.set_block_hash(genesis.number, genesis.hash)
+    head = genesis
+    for i, block in enumerate(test["blocks"]):
+        expect = _expected_exceptions(block.get("expectException") or "")
+        try:
+            rlp = parse_hex(block["rlp"])
+        except (KeyError, ValueError) as err:
+            return "failed", f"bad fixture: block {i}: {type(err).__name__}: {err}"
+        try:
+            imported = _core.import_block(
+                rlp, head, state, schedule=network, chain_id=chain_id, threads=engine.threads
+            )
+        except InvalidBlock as err:
+            if not expect:
+                return "failed", f"unexpected rejection: block {i}: {err}"
+            if not _rejection_matches(expect, err.exception):
+                return "failed", (
+                    f"wrong rejection: block {i}: expected {'|'.join(expect)}, got {err}"
+                )
+            continue  # the chain goes on from the parent
+        except ParexError as err:
+            return "failed", f"engine error: block {i}: {type(err).__name__}: {err}"
+        if expect:
+            return "failed", (
+                f"missing rejection: block {i}: expected {'|'.join(expect)}; the engine "
+                f"accepted it (gas used {imported.result.gas_used})"
+            )
+        expected_hash = (block.get("blockHeader") or {}).get("hash")
+        if expected_hash is not None and imported.hash != parse_hex(expected_hash):
+            return "failed", (
+                f"hash mismatch: block {i} hashes to {_hex(imported.hash)}, expected "
+                f"{expected_hash}"
+            )
+        state = state.copy()
+        state.apply(imported.result)
+        state.set_block_hash(imported.header.number, imported.hash)
+        head = imported.header
+    last = test.get("lastblockhash")
+    if last is not None and head.hash != parse_hex(last):
+        return "failed", f"hash mismatch: last block {_hex(head.hash)}, expected {last}"
+    post = test.get("postState")
+    if isinstance(post, Mapping):
+        expected_root = _core.state_root(build_state(post, Chain(codes={}, block_hashes={}), 0))
+    elif test.get("postStateHash") is not None:
+        expected_root = parse_hex(test["postStateHash"])
+    else:
+        return "failed", "bad fixture: neither postState nor postStateHash"
+    root = _core.state_root(state)
+    if root != expected_root:
+        reason = _root_mismatch(expected_root, root, post if isinstance(post, Mapping) else None, pre, state, None)
+        return "failed", "post-state mismatch: " + reason.removeprefix("root mismatch: ")
+    return "passed", None
+
+
+def run_blockchain_test(
+    name: str,
+    test: Mapping[str, Any],
+    engine: Engine,
+    *,
+    group: str = ".",
+    forks: Sequence[str] = (),
+) -> list[Outcome]:
+    """One blockchain test (see the module docs) as one case under its ``network``; ``forks``
+    (case-insensitive) limits the networks run."""
+    network = test.get("network")
+    if not isinstance(network, str):
+        return [Outcome(name, None, None, group, "failed", "bad fixture: no network")]
+    if forks and network.lower() not in {f.lower() for f in forks}:
+        return []
+    if engine_schedule(network) is None:
+        return [Outcome(name, network, None, group, "skipped",
+                        f"fork {network}: not supported by parex")]
+    try:
+        status, reason = _check_chain(name, test, engine, network)
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        status, reason = "failed", f"bad fixture: {type(err).__name__}: {err}"
+    return [Outcome(name, network, None, group, status, reason)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -500,10 +629,7 @@ def run_test(
         return run_state_test(name, test, engine, group=group, forks=forks)
     if kind == "blockchain":
         assert isinstance(test, Mapping)
-        network = test.get("network")
-        if forks and isinstance(network, str) and network.lower() not in {f.lower() for f in forks}:
-            return []
-        return [Outcome(name, None, None, group, "skipped", BLOCKCHAIN_SKIP)]
+        return run_blockchain_test(name, test, engine, group=group, forks=forks)
     return [Outcome(name, None, None, group, "skipped", "not an execution-spec test")]
 
 
@@ -525,7 +651,8 @@ def run(
     """
     started = time.perf_counter()
     threads = default_threads() if threads is None else threads
-    engine = Engine(threads=threads)
+    # Every test goes through Block-STM, however small its block.
+    engine = Engine(threads=threads, sequential_rule=False)
     files = fixture_files(paths, cache_dir)
     on_start(len(files))
     report = Report(threads=threads)

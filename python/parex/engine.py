@@ -103,9 +103,18 @@ def _check_threads(threads: object) -> int:
 class Engine:
     """
     Executes blocks. ``threads`` is the number of Block-STM workers (default: one per CPU).
+
+    ``sequential_rule`` (on by default) lets :meth:`execute` run a block too small to gain
+    from Block-STM on the sequential executor: fewer than 2 transactions, one sender with at
+    least half of them, fewer than 12 carrying calldata or under 2.5M gas in their limits, or
+    fewer than 1 in 20 carrying calldata (the rule is Rust's, ``parex_evm::sequential_rule``;
+    docs/benchmarks.md has the measurements behind it). ``result.stats["sequential_rule"]``
+    says why it did. ``Engine(sequential_rule=False)`` forces the parallel path, as tests and
+    benchmarks of the parallel executor need.
     """
 
     threads: int = field(default_factory=default_threads)
+    sequential_rule: bool = True
 
     def __post_init__(self) -> None:
         _check_threads(self.threads)
@@ -128,7 +137,12 @@ class Engine:
         transaction that makes the block invalid.
         """
         return _core.execute(
-            block_env, transactions, state, threads=self.threads, trace=trace
+            block_env,
+            transactions,
+            state,
+            threads=self.threads,
+            trace=trace,
+            sequential_rule=self.sequential_rule,
         )
 
     def execute_sequential(

@@ -60,37 +60,13 @@ EMPTY_ROOT = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc00162
 
 _FORK_ORDER: dict[str, int] = {f.value: i for i, f in enumerate(Fork)}
 
-# Mainnet activation by block number (the DAO fork's irregular state change is not a rule
-# change and is not modelled), then by timestamp after the Merge.
-_FORKS_BY_NUMBER: tuple[tuple[int, Fork], ...] = (
-    (15_537_394, Fork.PARIS),
-    (15_050_000, Fork.GRAY_GLACIER),
-    (13_773_000, Fork.ARROW_GLACIER),
-    (12_965_000, Fork.LONDON),
-    (12_244_000, Fork.BERLIN),
-    (9_200_000, Fork.MUIR_GLACIER),
-    (9_069_000, Fork.ISTANBUL),
-    (7_280_000, Fork.PETERSBURG),  # Constantinople and Petersburg activated together
-    (4_370_000, Fork.BYZANTIUM),
-    (2_675_000, Fork.SPURIOUS_DRAGON),
-    (2_463_000, Fork.TANGERINE_WHISTLE),
-    (1_150_000, Fork.HOMESTEAD),
-    (0, Fork.FRONTIER),
-)
-_FORKS_BY_TIMESTAMP: tuple[tuple[int, Fork], ...] = (
-    (1_710_338_135, Fork.CANCUN),
-    (1_681_338_455, Fork.SHANGHAI),
-)
-
 
 def mainnet_fork(number: int, timestamp: int) -> Fork:
-    """The fork whose rules apply to mainnet block ``number`` mined at ``timestamp``."""
-    by_number = next(fork for start, fork in _FORKS_BY_NUMBER if number >= start)
-    if by_number is Fork.PARIS:
-        for start, fork in _FORKS_BY_TIMESTAMP:
-            if timestamp >= start:
-                return fork
-    return by_number
+    """The fork whose rules apply to mainnet block ``number`` mined at ``timestamp``: by
+    number before the Merge, by timestamp after it. The schedule is Rust's
+    (``ForkSchedule::mainnet``, through :func:`parex._core.fork_at`), the engine's own; the
+    DAO fork's irregular state change is not modelled."""
+    return Fork(_core.fork_at("mainnet", number, timestamp).lower())
 
 
 def fork_at_least(fork: str, than: Fork) -> bool:
@@ -109,11 +85,12 @@ def default_cache_dir() -> Path:
 
 
 _STAMP = ".parex-extracted"
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
 def _archive_stem(archive: Path) -> str:
     name = archive.name
-    for suffix in (".tar.gz", ".tgz", ".tar"):
+    for suffix in ARCHIVE_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -152,6 +129,22 @@ def extract(archive: Path | str, cache_dir: Path | str | None = None) -> Path:
     return target
 
 
+def fixture_root(path: Path | str, cache_dir: Path | str | None = None) -> Path:
+    """
+    Where a fixture given on the command line lies: an archive (``.tar.gz``, ``.tgz``,
+    ``.tar``) is extracted once into ``cache_dir`` (see :func:`extract`) and its folder
+    returned; a folder or another file is returned as it is. Raises ``FileNotFoundError``
+    for a path that does not exist. ``parex replay`` and ``parex conformance`` both resolve
+    their paths here.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_file() and path.name.endswith(ARCHIVE_SUFFIXES):
+        return extract(path, cache_dir)
+    return path
+
+
 def _is_block_dir(path: Path) -> bool:
     return (path / "block.json").is_file()
 
@@ -162,11 +155,7 @@ def block_dirs(path: Path | str, cache_dir: Path | str | None = None) -> list[Pa
     (extracted into ``cache_dir`` first), a folder holding ``blocks/`` (or ``mainnet/blocks``),
     or one block folder.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or folder")
-    if path.is_file():
-        path = extract(path, cache_dir)
+    path = fixture_root(path, cache_dir)
     if _is_block_dir(path):
         return [path]
     roots = [path] + sorted(p for p in path.iterdir() if p.is_dir())
@@ -419,8 +408,12 @@ class BlockReport:
     reexecutions: int | None
     matches_header: bool
     identical: bool
-    """Every run had the outcome and digest of the traced sequential run."""
+    """Every run had the outcome and digest of the traced sequential run, including a run
+    forced onto Block-STM when the sequential rule took the block."""
     checks: list[Check] = field(default_factory=list)
+    sequential_rule: str | None = None
+    """Why the engine's sequential rule ran the block sequentially (see
+    :class:`~parex.engine.Engine`); ``None`` when it ran on Block-STM."""
     error: str | None = None
     """Why the block could not be replayed at all (conversion or execution error)."""
 
@@ -454,25 +447,36 @@ def replay_block(
     repeat: int = DEFAULT_REPEAT,
     *,
     trace: bool = True,
+    sequential_rule: bool = True,
 ) -> BlockReport:
     """
-    Runs ``block`` sequentially and with Block-STM on ``threads`` workers (default: one per
-    CPU), ``repeat`` times each, and checks the outcome against the header. ``trace=False`` skips the traced run
-    (no ``ideal_speedup``). Engine errors (an invalid transaction) are returned as
-    ``error``, not raised.
+    Runs ``block`` sequentially and with the parallel engine on ``threads`` workers
+    (default: one per CPU), ``repeat`` times each, and checks the outcome against the
+    header. With ``sequential_rule`` (the engine's default) a block too small to gain runs
+    sequentially in the "parallel" runs too (``sequential_rule`` in the report says why);
+    it is then also run once forced onto Block-STM, and that outcome must be identical as
+    well. ``trace=False`` skips the traced run (no ``ideal_speedup``). Engine errors (an
+    invalid transaction) are returned as ``error``, not raised.
     """
     if repeat < 1:
         raise ValueError(f"repeat: must be at least 1, got {repeat}")
     threads = default_threads() if threads is None else threads
     env, txs, state = block.env, block.transactions, block.state
     sequential_engine = Engine(threads=1)
-    parallel_engine = Engine(threads=threads)
+    parallel_engine = Engine(threads=threads, sequential_rule=sequential_rule)
     try:
         first = sequential_engine.execute_sequential(env, txs, state, trace=trace)
         sequential_runs = [first] if not trace else []
         while len(sequential_runs) < repeat:
             sequential_runs.append(sequential_engine.execute_sequential(env, txs, state))
         parallel_runs = [parallel_engine.execute(env, txs, state) for _ in range(repeat)]
+        rule = parallel_runs[0].stats["sequential_rule"]
+        # Parallel must equal sequential for every block, the ones the rule takes included.
+        forced = (
+            [Engine(threads=threads, sequential_rule=False).execute(env, txs, state)]
+            if rule is not None
+            else []
+        )
     except ParexError as err:
         return BlockReport(
             number=block.number, fork=block.fork, txs=len(txs), gas=block.header.gas_used,
@@ -482,7 +486,8 @@ def replay_block(
         )
     digest = first.digest()
     identical = all(
-        r.same_outcome(first) and r.digest() == digest for r in sequential_runs + parallel_runs
+        r.same_outcome(first) and r.digest() == digest
+        for r in sequential_runs + parallel_runs + forced
     )
     checks = check_header(block, first)
     sequential, parallel = fastest(sequential_runs), fastest(parallel_runs)
@@ -505,6 +510,7 @@ def replay_block(
         matches_header=all(c.ok for c in checks),
         identical=identical,
         checks=checks,
+        sequential_rule=rule,
     )
 
 
@@ -562,6 +568,7 @@ def replay(
     repeat: int = DEFAULT_REPEAT,
     cache_dir: Path | str | None = None,
     trace: bool = True,
+    sequential_rule: bool = True,
     on_start: Callable[[int], None] = lambda total: None,
     on_block: Callable[[BlockReport], None] = lambda report: None,
 ) -> Report:
@@ -569,7 +576,8 @@ def replay(
     Replays every block under ``path`` (see :func:`block_dirs`) on ``threads`` Block-STM
     workers (default: one per CPU). A block that cannot be
     loaded (a transaction that does not convert to its hash, a code hash without code) or
-    executed is reported with ``error`` and the replay goes on.
+    executed is reported with ``error`` and the replay goes on. ``sequential_rule=False``
+    forces every block onto Block-STM (see :func:`replay_block`).
     """
     threads = default_threads() if threads is None else threads
     Engine(threads=threads)  # validates threads
@@ -588,7 +596,9 @@ def replay(
         except (ParexError, ValueError, KeyError) as err:
             report = _error_report(block_dir, threads, err)
         else:
-            report = replay_block(block, threads, repeat, trace=trace)
+            report = replay_block(
+                block, threads, repeat, trace=trace, sequential_rule=sequential_rule
+            )
         reports.append(report)
         on_block(report)
     return Report(reports, threads, repeat)

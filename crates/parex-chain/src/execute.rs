@@ -109,7 +109,8 @@ pub fn execute_block<S: StateViewRef + StateCommitment>(
     check_body(fork, block)?;
 
     let env = block_env(spec, header, fork);
-    let prepared = PreparedBlock::new(&env, &block.transactions, config.threads)?;
+    let prepared = PreparedBlock::new(&env, &block.transactions, config.threads)
+        .map_err(|e| decode_error(e, &block.transactions))?;
     let recovery_nanos = start.elapsed().as_nanos() as u64;
     let revm_env = prepared.revm_block_env();
     let cfg = prepared.revm_cfg_env();
@@ -257,6 +258,45 @@ fn checked_system_call<S: StateViewRef>(
     };
     merge_changes(changes, outcome.changes);
     Ok(output)
+}
+
+/// A transaction that does not decode: a blob or set-code transaction without a `to` is
+/// named as the creation it attempts (their envelopes cannot express one).
+fn decode_error(err: parex_evm::BlockError, transactions: &[Bytes]) -> ChainError {
+    let parex_evm::BlockError::Decode { index, reason } = &err else {
+        return err.into();
+    };
+    let exception = match transactions.get(*index as usize).map(|raw| raw.as_ref()) {
+        Some([3, payload @ ..]) if empty_to(payload) => crate::tx_exception::TYPE_3_TX_CONTRACT_CREATION,
+        Some([4, payload @ ..]) if empty_to(payload) => crate::tx_exception::TYPE_4_TX_CONTRACT_CREATION,
+        _ => return err.into(),
+    };
+    ChainError::Invalid {
+        exception,
+        reason: format!("transaction {index}: {reason} (no `to`: a creation)"),
+        index: Some(*index),
+    }
+}
+
+/// True when the sixth field of an EIP-1559-shaped payload (`to`) is the empty string.
+fn empty_to(payload: &[u8]) -> bool {
+    let mut buf = payload;
+    let Ok(list) = alloy_rlp::Header::decode(&mut buf) else {
+        return false;
+    };
+    if !list.list {
+        return false;
+    }
+    for _ in 0..5 {
+        let Ok(item) = alloy_rlp::Header::decode(&mut buf) else {
+            return false;
+        };
+        if item.payload_length > buf.len() {
+            return false;
+        }
+        buf = &buf[item.payload_length..];
+    }
+    buf.first() == Some(&alloy_rlp::EMPTY_STRING_CODE)
 }
 
 /// The body matches the header: transactions root, ommers, withdrawals.

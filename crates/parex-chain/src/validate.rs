@@ -5,7 +5,6 @@ use crate::spec::ChainSpec;
 use alloy_consensus::constants::EMPTY_OMMER_ROOT_HASH;
 use alloy_consensus::Header;
 use alloy_eips::eip1559::{calc_next_block_base_fee, BaseFeeParams, INITIAL_BASE_FEE};
-use alloy_eips::eip4844::DATA_GAS_PER_BLOB;
 use parex_primitives::{Fork, U256};
 
 /// Most bytes of `extra_data`.
@@ -26,7 +25,7 @@ fn invalid(exception: crate::Exception, reason: String) -> ChainError {
 /// Covers: parent hash, number, timestamp, gas limit bounds, gas used within the limit, extra
 /// data size, the fields each fork adds (base fee, withdrawals root, blob fields, parent
 /// beacon root, requests hash), the base fee (EIP-1559), the excess blob gas (EIP-4844 with
-/// the fork's blob parameters, EIP-7918 from Osaka), the blob gas bound, the Ethash difficulty
+/// the fork's blob parameters, EIP-7918 from Osaka), the Ethash difficulty
 /// before the Merge and the post-Merge constants (difficulty, nonce, ommers hash). The
 /// proof-of-work seal is not verified.
 pub fn validate_header(
@@ -130,20 +129,9 @@ pub fn validate_header(
         }
     }
 
+    // The blob gas used is checked after execution, against the transactions' (EIP-4844
+    // counts a block over the limit against the transaction that crosses it).
     if let Some(params) = spec.blob_params(fork) {
-        let blob_gas_used = header.blob_gas_used.unwrap_or_default();
-        if blob_gas_used > params.max_blob_gas_per_block() {
-            return Err(invalid(
-                block::BLOB_GAS_USED_ABOVE_LIMIT,
-                format!("blob gas used {blob_gas_used} above {}", params.max_blob_gas_per_block()),
-            ));
-        }
-        if !blob_gas_used.is_multiple_of(DATA_GAS_PER_BLOB) {
-            return Err(invalid(
-                block::INCORRECT_BLOB_GAS_USED,
-                format!("blob gas used {blob_gas_used} is not whole blobs"),
-            ));
-        }
         // A parent before Cancun counts as zero excess and zero use.
         let parent_excess = parent.excess_blob_gas.unwrap_or_default();
         let parent_used = parent.blob_gas_used.unwrap_or_default();

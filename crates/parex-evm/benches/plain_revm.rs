@@ -67,12 +67,14 @@ fn main() {
         executor: ExecutorKind::Sequential,
         threads: 1,
         trace: false,
+        sequential_rule: false,
     };
     let parallel_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let parallel = ExecConfig {
         executor: ExecutorKind::Parallel,
         threads: parallel_threads,
         trace: false,
+        sequential_rule: false,
     };
 
     let mut revm_times = Vec::new();
@@ -83,6 +85,7 @@ fn main() {
         executor: ExecutorKind::Parallel,
         threads: 1,
         trace: false,
+        sequential_rule: false,
     };
     let mut gas = 0u64;
     // PAREX_BENCH_ONLY=sequential|parallel runs only that executor (for profiling).

@@ -33,6 +33,10 @@ pub struct ExecConfig {
     pub threads: usize,
     /// Record per-transaction times and read/write sets and compute the ideal speedup bound.
     pub trace: bool,
+    /// Let [`sequential_rule`] run a block too small to gain from Block-STM on the sequential
+    /// executor (with `ExecutorKind::Parallel` only). Off: every block takes the parallel
+    /// path, as tests that compare the executors need.
+    pub sequential_rule: bool,
 }
 
 impl Default for ExecConfig {
@@ -41,8 +45,65 @@ impl Default for ExecConfig {
             executor: ExecutorKind::Parallel,
             threads: 1,
             trace: false,
+            sequential_rule: false,
         }
     }
+}
+
+/// Fewer transactions with calldata than this: too little work to start workers for.
+pub const RULE_MIN_CALLS: usize = 12;
+/// Less gas than this in the limits of the transactions with calldata: likewise.
+pub const RULE_MIN_CALL_GAS: u64 = 2_500_000;
+/// Under one transaction with calldata in this many: a block of plain transfers (a few
+/// microseconds each), where the multi-version bookkeeping costs more than it saves.
+pub const RULE_TRANSFERS_PER_CALL: usize = 20;
+
+/// Why `prepared` should run sequentially, or `None` to run it on Block-STM.
+///
+/// Decided before execution, from what the block says about itself:
+/// 1. fewer than 2 transactions: nothing to run side by side;
+/// 2. one sender sends at least half the transactions: their nonces chain them, the
+///    dependency graph is nearly a line (mainnet pool payouts, ideal speedup about 1.0);
+/// 3. fewer than [`RULE_MIN_CALLS`] transactions carry calldata (contract calls and
+///    creations), or their gas limits sum to under [`RULE_MIN_CALL_GAS`];
+/// 4. fewer than one transaction in [`RULE_TRANSFERS_PER_CALL`] carries calldata.
+///
+/// Thresholds from the 49-block mainnet replay at 2 threads (docs/benchmarks.md): every
+/// block it sends to the sequential executor ran slower than 0.95x in parallel.
+pub fn sequential_rule(prepared: &PreparedBlock) -> Option<String> {
+    let n = prepared.len();
+    if n < 2 {
+        return Some(format!("{n} transaction(s): nothing to run side by side"));
+    }
+    let mut by_sender: ahash::AHashMap<Address, usize> = ahash::AHashMap::with_capacity(n);
+    for sender in &prepared.senders {
+        *by_sender.entry(*sender).or_default() += 1;
+    }
+    let top = by_sender.values().copied().max().unwrap_or(0);
+    if top * 2 >= n {
+        return Some(format!("one sender sends {top} of {n} transactions"));
+    }
+    let (calls, call_gas) = prepared
+        .txs
+        .iter()
+        .filter(|tx| !tx.env.data.is_empty() || tx.env.kind.is_create())
+        .fold((0usize, 0u64), |(calls, gas), tx| {
+            (calls + 1, gas.saturating_add(tx.env.gas_limit))
+        });
+    if calls < RULE_MIN_CALLS {
+        return Some(format!("{calls} of {n} transactions carry calldata (under {RULE_MIN_CALLS})"));
+    }
+    if call_gas < RULE_MIN_CALL_GAS {
+        return Some(format!(
+            "calls have {call_gas} gas in their limits (under {RULE_MIN_CALL_GAS})"
+        ));
+    }
+    if calls * RULE_TRANSFERS_PER_CALL < n {
+        return Some(format!(
+            "{calls} of {n} transactions carry calldata (under 1 in {RULE_TRANSFERS_PER_CALL})"
+        ));
+    }
+    None
 }
 
 /// Per-transaction timings and the dependency-graph bound, when `ExecConfig::trace` is set.
@@ -110,7 +171,12 @@ pub fn execute_prepared<S: StateViewRef>(
         trace: config.trace,
     };
     let mut fallback_reason = None;
+    let rule = match config.executor {
+        ExecutorKind::Parallel if config.sequential_rule => sequential_rule(prepared),
+        _ => None,
+    };
     let output = match config.executor {
+        _ if rule.is_some() => run_sequential(&task, options),
         ExecutorKind::Sequential => run_sequential(&task, options),
         ExecutorKind::Parallel => {
             let threads = NonZeroUsize::new(config.threads).unwrap_or(NonZeroUsize::MIN);
@@ -194,6 +260,7 @@ pub fn execute_prepared<S: StateViewRef>(
     }
 
     let assembly_threads = match config.executor {
+        _ if rule.is_some() => 1,
         ExecutorKind::Sequential => 1,
         ExecutorKind::Parallel => config.threads.max(1),
     };
@@ -223,6 +290,7 @@ pub fn execute_prepared<S: StateViewRef>(
         validations: stats.validations,
         fallback_reason,
         threads: if fallback { 1 } else { stats.threads },
+        sequential_rule: rule,
     };
     Ok(BlockResult {
         receipts,

@@ -78,7 +78,8 @@ pub mod sign;
 mod task;
 
 pub use block::{
-    execute_block, execute_prepared, BlockResult, BlockTrace, ExecConfig, ExecutorKind,
+    execute_block, execute_prepared, sequential_rule, BlockResult, BlockTrace, ExecConfig,
+    ExecutorKind, RULE_MIN_CALLS, RULE_MIN_CALL_GAS, RULE_TRANSFERS_PER_CALL,
 };
 pub use error::BlockError;
 pub use prepare::PreparedBlock;

@@ -18,4 +18,6 @@ pub struct ExecStats {
     pub fallback_reason: Option<String>,
     /// Worker threads the block ran on (1 for the sequential executor).
     pub threads: u32,
+    /// Why the sequential rule ran the block on the sequential executor, if it did.
+    pub sequential_rule: Option<String>,
 }

@@ -4,6 +4,7 @@
 //! held; the block itself then runs with the GIL released, and a panic inside the engine is
 //! caught here and raised as `ParexError` instead of unwinding into the interpreter.
 
+mod chain;
 mod conformance;
 mod convert;
 mod errors;
@@ -115,7 +116,7 @@ fn block_env(
     Ok(out)
 }
 
-fn threads_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
+pub(crate) fn threads_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
     let threads: usize = uint_arg("threads", value)?;
     if threads == 0 {
         return Err(bad("threads", "must be at least 1"));
@@ -127,9 +128,10 @@ fn threads_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
 }
 
 /// Executes one block of raw EIP-2718 transactions against `state` (which is not modified;
-/// apply the result with `state.apply(result)`).
+/// apply the result with `state.apply(result)`). `sequential_rule=True` lets a block too
+/// small to gain from Block-STM run sequentially (`stats["sequential_rule"]` says why).
 #[pyfunction]
-#[pyo3(signature = (env, transactions, state, *, threads = None, sequential = false, trace = false, **fields))]
+#[pyo3(signature = (env, transactions, state, *, threads = None, sequential = false, trace = false, sequential_rule = false, **fields))]
 #[allow(clippy::too_many_arguments)]
 fn execute(
     py: Python<'_>,
@@ -139,6 +141,7 @@ fn execute(
     threads: Option<&Bound<'_, PyAny>>,
     sequential: bool,
     trace: bool,
+    sequential_rule: bool,
     fields: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<result::BlockResult> {
     let env = block_env(env, fields)?;
@@ -156,6 +159,7 @@ fn execute(
         },
         threads,
         trace,
+        sequential_rule,
     };
     let outcome = py.detach(move || {
         catch_unwind(AssertUnwindSafe(|| {
@@ -334,6 +338,8 @@ mod _core {
     #[pymodule_export]
     use super::{address_of, execute, keccak256, sign_transactions};
     #[pymodule_export]
+    use crate::chain::{fork_at, import_block, parse_fork, Header, ImportedBlock, InvalidBlock};
+    #[pymodule_export]
     use crate::conformance::{logs_hash, state_root};
     #[pymodule_export]
     use crate::errors::{
@@ -350,6 +356,7 @@ mod _core {
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         let py = m.py();
         crate::errors::init_attributes(py)?;
+        crate::chain::init_attributes(py)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         m.add(
             "FORKS",

@@ -313,6 +313,7 @@ pub fn run(
         executor,
         threads,
         trace: false,
+        sequential_rule: false,
     };
     execute_block(env, txs, state, &config)
         .unwrap_or_else(|e| panic!("{executor:?} x{threads}: {e}"))
