@@ -44,7 +44,10 @@ impl Block {
             return Err(rlp_error("block", "expected a list"));
         }
         if !rest.is_empty() {
-            return Err(rlp_error("block", format!("{} bytes after the block", rest.len())));
+            return Err(rlp_error(
+                "block",
+                format!("{} bytes after the block", rest.len()),
+            ));
         }
         let header = Header::decode(&mut body).map_err(|e| rlp_error("header", e))?;
         let (list, mut txs, after) = split_item("transactions", body)?;
@@ -70,7 +73,10 @@ impl Block {
             Some(Vec::<Withdrawal>::decode(&mut body).map_err(|e| rlp_error("withdrawals", e))?)
         };
         if !body.is_empty() {
-            return Err(rlp_error("block", "unexpected fields after the withdrawals"));
+            return Err(rlp_error(
+                "block",
+                "unexpected fields after the withdrawals",
+            ));
         }
         Ok(Block {
             header,

@@ -183,8 +183,14 @@ fn decode_exception(reason: &str) -> Exception {
 pub fn transaction_exception(reason: &str) -> Exception {
     const TABLE: &[(&str, Exception)] = &[
         ("lack of funds", tx::INSUFFICIENT_ACCOUNT_FUNDS),
-        ("gas price is less than basefee", tx::INSUFFICIENT_MAX_FEE_PER_GAS),
-        ("priority fee is greater than max fee", tx::PRIORITY_GREATER_THAN_MAX_FEE_PER_GAS),
+        (
+            "gas price is less than basefee",
+            tx::INSUFFICIENT_MAX_FEE_PER_GAS,
+        ),
+        (
+            "priority fee is greater than max fee",
+            tx::PRIORITY_GREATER_THAN_MAX_FEE_PER_GAS,
+        ),
         ("too low, expected", tx::NONCE_MISMATCH_TOO_LOW),
         ("too high, expected", tx::NONCE_MISMATCH_TOO_HIGH),
         ("nonce overflow", tx::NONCE_IS_MAX),
@@ -196,7 +202,10 @@ pub fn transaction_exception(reason: &str) -> Exception {
         ("greater than the cap", tx::GAS_LIMIT_EXCEEDS_MAXIMUM),
         ("exceeds the block gas limit", tx::GAS_ALLOWANCE_EXCEEDED),
         ("exceeds remaining block gas", tx::GAS_ALLOWANCE_EXCEEDED),
-        ("exceeds remaining block blob gas", tx::TYPE_3_TX_MAX_BLOB_GAS_ALLOWANCE_EXCEEDED),
+        (
+            "exceeds remaining block blob gas",
+            tx::TYPE_3_TX_MAX_BLOB_GAS_ALLOWANCE_EXCEEDED,
+        ),
         ("overflow payment", tx::GASLIMIT_PRICE_PRODUCT_OVERFLOW),
         ("chain id", tx::INVALID_CHAINID),
         ("chain ID", tx::INVALID_CHAINID),
@@ -205,14 +214,26 @@ pub fn transaction_exception(reason: &str) -> Exception {
         ("empty blobs", tx::TYPE_3_TX_ZERO_BLOBS),
         ("blob create transaction", tx::TYPE_3_TX_CONTRACT_CREATION),
         ("too many blobs", tx::TYPE_3_TX_BLOB_COUNT_EXCEEDED),
-        ("blob version not supported", tx::TYPE_3_TX_INVALID_BLOB_VERSIONED_HASH),
-        ("empty authorization list", tx::TYPE_4_EMPTY_AUTHORIZATION_LIST),
-        ("authorization list tx has invalid fields", tx::TYPE_4_INVALID_AUTHORIZATION_FORMAT),
+        (
+            "blob version not supported",
+            tx::TYPE_3_TX_INVALID_BLOB_VERSIONED_HASH,
+        ),
+        (
+            "empty authorization list",
+            tx::TYPE_4_EMPTY_AUTHORIZATION_LIST,
+        ),
+        (
+            "authorization list tx has invalid fields",
+            tx::TYPE_4_INVALID_AUTHORIZATION_FORMAT,
+        ),
         ("Eip2930 is not supported", tx::TYPE_1_TX_PRE_FORK),
         ("access list not supported", tx::TYPE_1_TX_PRE_FORK),
         ("Eip1559 is not supported", tx::TYPE_2_TX_PRE_FORK),
         ("Eip4844 is not supported", tx::TYPE_3_TX_PRE_FORK),
-        ("blob versioned hashes not supported", tx::TYPE_3_TX_PRE_FORK),
+        (
+            "blob versioned hashes not supported",
+            tx::TYPE_3_TX_PRE_FORK,
+        ),
         ("Eip7702 is not supported", tx::TYPE_4_TX_PRE_FORK),
         ("authorization list not supported", tx::TYPE_4_TX_PRE_FORK),
     ];
@@ -228,14 +249,26 @@ mod tests {
 
     #[test]
     fn names_are_the_fixture_names() {
-        assert_eq!(block::INCORRECT_BLOB_GAS_USED.name(), "BlockException.INCORRECT_BLOB_GAS_USED");
-        assert_eq!(tx::INSUFFICIENT_ACCOUNT_FUNDS.name(), "TransactionException.INSUFFICIENT_ACCOUNT_FUNDS");
+        assert_eq!(
+            block::INCORRECT_BLOB_GAS_USED.name(),
+            "BlockException.INCORRECT_BLOB_GAS_USED"
+        );
+        assert_eq!(
+            tx::INSUFFICIENT_ACCOUNT_FUNDS.name(),
+            "TransactionException.INSUFFICIENT_ACCOUNT_FUNDS"
+        );
     }
 
     #[test]
     fn revm_texts_map_to_names() {
-        assert_eq!(transaction_exception("lack of funds (1) for max fee (2)"), tx::INSUFFICIENT_ACCOUNT_FUNDS);
-        assert_eq!(transaction_exception("nonce 1 too low, expected 2"), tx::NONCE_MISMATCH_TOO_LOW);
+        assert_eq!(
+            transaction_exception("lack of funds (1) for max fee (2)"),
+            tx::INSUFFICIENT_ACCOUNT_FUNDS
+        );
+        assert_eq!(
+            transaction_exception("nonce 1 too low, expected 2"),
+            tx::NONCE_MISMATCH_TOO_LOW
+        );
         assert_eq!(
             transaction_exception("blob gas 131072 exceeds remaining block blob gas 0"),
             tx::TYPE_3_TX_MAX_BLOB_GAS_ALLOWANCE_EXCEEDED

@@ -26,7 +26,9 @@ use crate::system::system_call;
 use crate::validate::validate_header;
 use alloy_consensus::Header;
 use alloy_eips::eip7685::Requests;
-use parex_commitment::{block_logs_bloom, ommers_hash, receipts_root, state_root, transactions_root, withdrawals_root};
+use parex_commitment::{
+    block_logs_bloom, ommers_hash, receipts_root, state_root, transactions_root, withdrawals_root,
+};
 use parex_evm::{execute_prepared, BlockResult, ExecConfig, PreparedBlock};
 use parex_primitives::{Address, BlockEnv, Bytes, Fork, StateChanges, B256, KECCAK_EMPTY, U256};
 use parex_state::{InMemoryState, StateError, StateViewRef};
@@ -90,12 +92,22 @@ pub fn block_env(spec: &ChainSpec, header: &Header, fork: Fork) -> BlockEnv {
     }
 }
 
-fn mismatch(exception: crate::Exception, what: &str, header: impl std::fmt::Debug, computed: impl std::fmt::Debug) -> ChainError {
-    ChainError::invalid(exception, format!("{what}: header has {header:?}, block computes {computed:?}"))
+fn mismatch(
+    exception: crate::Exception,
+    what: &str,
+    header: impl std::fmt::Debug,
+    computed: impl std::fmt::Debug,
+) -> ChainError {
+    ChainError::invalid(
+        exception,
+        format!("{what}: header has {header:?}, block computes {computed:?}"),
+    )
 }
 
 /// Validates and executes `block` on top of `parent` and `state` (the state after `parent`,
-/// which is not modified), transactions through Block-STM as `config` says.
+/// which is not modified), transactions through Block-STM as `config` says: a node importing
+/// a block. Every commitment of the header is checked; the first that differs names the
+/// rejection.
 pub fn execute_block<S: StateViewRef + StateCommitment>(
     spec: &ChainSpec,
     parent: &Header,
@@ -103,9 +115,107 @@ pub fn execute_block<S: StateViewRef + StateCommitment>(
     state: &S,
     config: &ExecConfig,
 ) -> Result<ExecutedBlock, ChainError> {
+    process(spec, parent, block, state, config, Mode::Import)
+}
+
+/// Builds a block from `block`'s body and the header fields a proposer chooses
+/// (beneficiary, gas limit, timestamp, extra data, mix hash, nonce, parent beacon root):
+/// parent hash, number, base fee, excess blob gas and (before the Merge) difficulty are
+/// derived from `parent`, and every commitment (roots, bloom, gas used, blob gas used,
+/// requests hash) from the execution. The returned header is the block's;
+/// [`execute_block`] accepts the block it completes.
+pub fn build_block<S: StateViewRef + StateCommitment>(
+    spec: &ChainSpec,
+    parent: &Header,
+    block: &Block,
+    state: &S,
+    config: &ExecConfig,
+) -> Result<ExecutedBlock, ChainError> {
+    let mut block = block.clone();
+    complete_header(spec, parent, &mut block);
+    process(spec, parent, &block, state, config, Mode::Build)
+}
+
+/// The derived header fields of a block being built (see [`build_block`]).
+fn complete_header(spec: &ChainSpec, parent: &Header, block: &mut Block) {
+    let header = &mut block.header;
+    header.parent_hash = parent.hash_slow();
+    header.number = parent.number + 1;
+    let fork = spec.fork_at(header.number, header.timestamp);
+    let parent_fork = spec.fork_at(parent.number, parent.timestamp);
+    header.base_fee_per_gas = (fork >= Fork::London).then(|| {
+        if parent_fork < Fork::London {
+            alloy_eips::eip1559::INITIAL_BASE_FEE
+        } else {
+            alloy_eips::eip1559::calc_next_block_base_fee(
+                parent.gas_used,
+                parent.gas_limit,
+                parent.base_fee_per_gas.unwrap_or_default(),
+                alloy_eips::eip1559::BaseFeeParams::ethereum(),
+            )
+        }
+    });
+    header.excess_blob_gas = spec.blob_params(fork).map(|params| {
+        let excess = parent.excess_blob_gas.unwrap_or_default();
+        let used = parent.blob_gas_used.unwrap_or_default();
+        if fork >= Fork::Osaka {
+            params.next_block_excess_blob_gas_osaka(
+                excess,
+                used,
+                parent.base_fee_per_gas.unwrap_or_default(),
+            )
+        } else {
+            (excess + used).saturating_sub(params.target_blob_gas_per_block())
+        }
+    });
+    header.blob_gas_used = (fork >= Fork::Cancun).then_some(0);
+    header.parent_beacon_block_root =
+        (fork >= Fork::Cancun).then(|| header.parent_beacon_block_root.unwrap_or_default());
+    header.requests_hash = (fork >= Fork::Prague).then_some(B256::ZERO);
+    if fork >= Fork::Paris {
+        header.difficulty = U256::ZERO;
+    } else {
+        header.difficulty = crate::validate::ethash_difficulty(fork, parent, header);
+    }
+    if fork >= Fork::Shanghai {
+        let withdrawals = block.withdrawals.get_or_insert_with(Vec::new);
+        header.withdrawals_root = Some(withdrawals_root(withdrawals));
+    } else {
+        block.withdrawals = None;
+        header.withdrawals_root = None;
+    }
+    header.transactions_root = transactions_root(&block.transactions);
+    header.ommers_hash = ommers_hash(&block.ommers);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Check every commitment against the header.
+    Import,
+    /// Fill the commitments in.
+    Build,
+}
+
+fn process<S: StateViewRef + StateCommitment>(
+    spec: &ChainSpec,
+    parent: &Header,
+    block: &Block,
+    state: &S,
+    config: &ExecConfig,
+    mode: Mode,
+) -> Result<ExecutedBlock, ChainError> {
+    let checking = mode == Mode::Import;
     let start = Instant::now();
     let header = &block.header;
-    let fork = validate_header(spec, parent, header)?;
+    // A block being built has its derived fields from `complete_header`, but gas used is
+    // not known yet: validate with zero as a stand-in.
+    let fork = if checking {
+        validate_header(spec, parent, header)?
+    } else {
+        let mut provisional = header.clone();
+        provisional.gas_used = 0;
+        validate_header(spec, parent, &provisional)?
+    };
     check_body(fork, block)?;
 
     let env = block_env(spec, header, fork);
@@ -143,12 +253,22 @@ pub fn execute_block<S: StateViewRef + StateCommitment>(
     let mut result = execute_prepared(&prepared, &Overlay::new(state, &changes), config)?;
     if fork >= Fork::Cancun {
         let used = prepared.blob_gas_used();
-        if header.blob_gas_used != Some(used) {
-            return Err(mismatch(block::INCORRECT_BLOB_GAS_USED, "blob gas used", header.blob_gas_used, used));
+        if checking && header.blob_gas_used != Some(used) {
+            return Err(mismatch(
+                block::INCORRECT_BLOB_GAS_USED,
+                "blob gas used",
+                header.blob_gas_used,
+                used,
+            ));
         }
     }
-    if result.gas_used != header.gas_used {
-        return Err(mismatch(block::INVALID_GAS_USED, "gas used", header.gas_used, result.gas_used));
+    if checking && result.gas_used != header.gas_used {
+        return Err(mismatch(
+            block::INVALID_GAS_USED,
+            "gas used",
+            header.gas_used,
+            result.gas_used,
+        ));
     }
     merge_changes(&mut changes, std::mem::take(&mut result.changes));
 
@@ -157,7 +277,12 @@ pub fn execute_block<S: StateViewRef + StateCommitment>(
     {
         let view = Overlay::new(state, &changes);
         for withdrawal in block.withdrawals.iter().flatten() {
-            credit(&view, &mut credits, withdrawal.address, withdrawal.amount_wei())?;
+            credit(
+                &view,
+                &mut credits,
+                withdrawal.address,
+                withdrawal.amount_wei(),
+            )?;
         }
         let reward = block_reward(fork);
         if !reward.is_zero() {
@@ -181,8 +306,14 @@ pub fn execute_block<S: StateViewRef + StateCommitment>(
             requests.push_request(request);
         }
         for (contract, request_type) in [
-            (alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS, alloy_eips::eip7002::WITHDRAWAL_REQUEST_TYPE),
-            (alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS, alloy_eips::eip7251::CONSOLIDATION_REQUEST_TYPE),
+            (
+                alloy_eips::eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+                alloy_eips::eip7002::WITHDRAWAL_REQUEST_TYPE,
+            ),
+            (
+                alloy_eips::eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+                alloy_eips::eip7251::CONSOLIDATION_REQUEST_TYPE,
+            ),
         ] {
             let output = checked_system_call(state, &mut changes, revm_env, cfg, contract)?;
             if let Some(request) = typed_request(request_type, &output) {
@@ -190,8 +321,13 @@ pub fn execute_block<S: StateViewRef + StateCommitment>(
             }
         }
         let hash = requests.requests_hash();
-        if header.requests_hash != Some(hash) {
-            return Err(mismatch(block::INVALID_REQUESTS, "requests hash", header.requests_hash, hash));
+        if checking && header.requests_hash != Some(hash) {
+            return Err(mismatch(
+                block::INVALID_REQUESTS,
+                "requests hash",
+                header.requests_hash,
+                hash,
+            ));
         }
         Some(requests)
     } else {
@@ -200,21 +336,43 @@ pub fn execute_block<S: StateViewRef + StateCommitment>(
 
     // Commitments.
     let mut computed = header.clone();
+    computed.gas_used = result.gas_used;
+    if fork >= Fork::Cancun {
+        computed.blob_gas_used = Some(prepared.blob_gas_used());
+    }
+    if let Some(requests) = &requests {
+        computed.requests_hash = Some(requests.requests_hash());
+    }
     if fork >= Fork::Byzantium {
         // Before Byzantium a receipt commits to the state root after its transaction, which a
         // block executed in parallel does not produce: the header's value is kept unchecked.
         computed.receipts_root = receipts_root(&result.receipts);
-        if computed.receipts_root != header.receipts_root {
-            return Err(mismatch(block::INVALID_RECEIPTS_ROOT, "receipts root", header.receipts_root, computed.receipts_root));
+        if checking && computed.receipts_root != header.receipts_root {
+            return Err(mismatch(
+                block::INVALID_RECEIPTS_ROOT,
+                "receipts root",
+                header.receipts_root,
+                computed.receipts_root,
+            ));
         }
     }
     computed.logs_bloom = block_logs_bloom(&result.receipts);
-    if computed.logs_bloom != header.logs_bloom {
-        return Err(mismatch(block::INVALID_LOG_BLOOM, "logs bloom", header.logs_bloom, computed.logs_bloom));
+    if checking && computed.logs_bloom != header.logs_bloom {
+        return Err(mismatch(
+            block::INVALID_LOG_BLOOM,
+            "logs bloom",
+            header.logs_bloom,
+            computed.logs_bloom,
+        ));
     }
     computed.state_root = state.state_root_after(&changes)?;
-    if computed.state_root != header.state_root {
-        return Err(mismatch(block::INVALID_STATE_ROOT, "state root", header.state_root, computed.state_root));
+    if checking && computed.state_root != header.state_root {
+        return Err(mismatch(
+            block::INVALID_STATE_ROOT,
+            "state root",
+            header.state_root,
+            computed.state_root,
+        ));
     }
 
     result.changes = changes;
@@ -267,8 +425,12 @@ fn decode_error(err: parex_evm::BlockError, transactions: &[Bytes]) -> ChainErro
         return err.into();
     };
     let exception = match transactions.get(*index as usize).map(|raw| raw.as_ref()) {
-        Some([3, payload @ ..]) if empty_to(payload) => crate::tx_exception::TYPE_3_TX_CONTRACT_CREATION,
-        Some([4, payload @ ..]) if empty_to(payload) => crate::tx_exception::TYPE_4_TX_CONTRACT_CREATION,
+        Some([3, payload @ ..]) if empty_to(payload) => {
+            crate::tx_exception::TYPE_3_TX_CONTRACT_CREATION
+        }
+        Some([4, payload @ ..]) if empty_to(payload) => {
+            crate::tx_exception::TYPE_4_TX_CONTRACT_CREATION
+        }
         _ => return err.into(),
     };
     ChainError::Invalid {
@@ -304,7 +466,12 @@ fn check_body(fork: Fork, block: &Block) -> Result<(), ChainError> {
     let header = &block.header;
     let tx_root = transactions_root(&block.transactions);
     if tx_root != header.transactions_root {
-        return Err(mismatch(block::INVALID_TRANSACTIONS_ROOT, "transactions root", header.transactions_root, tx_root));
+        return Err(mismatch(
+            block::INVALID_TRANSACTIONS_ROOT,
+            "transactions root",
+            header.transactions_root,
+            tx_root,
+        ));
     }
     if fork >= Fork::Paris && !block.ommers.is_empty() {
         return Err(ChainError::invalid(
@@ -313,7 +480,10 @@ fn check_body(fork: Fork, block: &Block) -> Result<(), ChainError> {
         ));
     }
     if block.ommers.len() > 2 {
-        return Err(ChainError::invalid(block::TOO_MANY_UNCLES, format!("{} ommers", block.ommers.len())));
+        return Err(ChainError::invalid(
+            block::TOO_MANY_UNCLES,
+            format!("{} ommers", block.ommers.len()),
+        ));
     }
     for ommer in &block.ommers {
         let depth = header.number.saturating_sub(ommer.number);
@@ -326,21 +496,37 @@ fn check_body(fork: Fork, block: &Block) -> Result<(), ChainError> {
     }
     let ommers = ommers_hash(&block.ommers);
     if ommers != header.ommers_hash {
-        return Err(mismatch(block::INVALID_UNCLES_HASH, "ommers hash", header.ommers_hash, ommers));
+        return Err(mismatch(
+            block::INVALID_UNCLES_HASH,
+            "ommers hash",
+            header.ommers_hash,
+            ommers,
+        ));
     }
     match (&block.withdrawals, fork >= Fork::Shanghai) {
         (Some(withdrawals), true) => {
             let root = withdrawals_root(withdrawals);
             if header.withdrawals_root != Some(root) {
-                return Err(mismatch(block::INVALID_WITHDRAWALS_ROOT, "withdrawals root", header.withdrawals_root, root));
+                return Err(mismatch(
+                    block::INVALID_WITHDRAWALS_ROOT,
+                    "withdrawals root",
+                    header.withdrawals_root,
+                    root,
+                ));
             }
         }
         (None, false) => {}
         (Some(_), false) => {
-            return Err(ChainError::invalid(block::INCORRECT_BLOCK_FORMAT, format!("withdrawals in a {fork} block")))
+            return Err(ChainError::invalid(
+                block::INCORRECT_BLOCK_FORMAT,
+                format!("withdrawals in a {fork} block"),
+            ))
         }
         (None, true) => {
-            return Err(ChainError::invalid(block::INCORRECT_BLOCK_FORMAT, format!("{fork} block without withdrawals")))
+            return Err(ChainError::invalid(
+                block::INCORRECT_BLOCK_FORMAT,
+                format!("{fork} block without withdrawals"),
+            ))
         }
     }
     Ok(())

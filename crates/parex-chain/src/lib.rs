@@ -23,8 +23,12 @@ mod system;
 mod validate;
 
 pub use block::Block;
-pub use error::{block as block_exception, transaction_exception, tx as tx_exception, ChainError, Exception};
-pub use execute::{block_env, block_reward, execute_block, ExecutedBlock, StateCommitment};
+pub use error::{
+    block as block_exception, transaction_exception, tx as tx_exception, ChainError, Exception,
+};
+pub use execute::{
+    block_env, block_reward, build_block, execute_block, ExecutedBlock, StateCommitment,
+};
 pub use overlay::{credit, merge_changes, Overlay};
 pub use requests::{deposit_requests, parse_deposit, DEPOSIT_EVENT_TOPIC};
 pub use spec::ChainSpec;

@@ -155,7 +155,10 @@ mod tests {
             info: Some(AccountInfo::with_balance(U256::from(balance))),
             code: None,
             storage_cleared: cleared,
-            storage: storage.iter().map(|(k, v)| (U256::from(*k), U256::from(*v))).collect(),
+            storage: storage
+                .iter()
+                .map(|(k, v)| (U256::from(*k), U256::from(*v)))
+                .collect(),
         }
     }
 
@@ -185,7 +188,12 @@ mod tests {
         // A deletion then a re-creation: the pre-block storage stays gone.
         let deleted: StateChanges = [(
             a,
-            AccountChange { info: None, code: None, storage_cleared: true, storage: Default::default() },
+            AccountChange {
+                info: None,
+                code: None,
+                storage_cleared: true,
+                storage: Default::default(),
+            },
         )]
         .into_iter()
         .collect();

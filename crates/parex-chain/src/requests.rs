@@ -32,7 +32,9 @@ pub fn parse_deposit(data: &[u8]) -> Result<[u8; 192], ChainError> {
     let mut written = 0;
     for (i, (offset, size)) in DEPOSIT_FIELDS.into_iter().enumerate() {
         if word(data, i * 32) != U256::from(offset) {
-            return Err(bad(format!("deposit event field {i}: offset is not {offset}")));
+            return Err(bad(format!(
+                "deposit event field {i}: offset is not {offset}"
+            )));
         }
         if word(data, offset) != U256::from(size) {
             return Err(bad(format!("deposit event field {i}: size is not {size}")));

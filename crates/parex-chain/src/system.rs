@@ -3,15 +3,15 @@
 //! beneficiary, 30 million gas. They run sequentially, before or after the block's
 //! transactions, on plain revm over an [`Overlay`](crate::Overlay) of the state so far.
 
+use parex_evm::bytecode_from_bytes;
 use parex_evm::revm::context::result::ExecutionResult;
+use parex_evm::revm::context::result::{EVMError, InvalidTransaction};
 use parex_evm::revm::context::{BlockEnv as RevmBlockEnv, CfgEnv, TxEnv};
 use parex_evm::revm::database_interface::{DBErrorMarker, WrapDatabaseRef};
-use parex_evm::revm::context::result::{EVMError, InvalidTransaction};
 use parex_evm::revm::handler::{EthFrame, Handler, MainnetHandler};
 use parex_evm::revm::primitives::TxKind;
 use parex_evm::revm::state::{AccountInfo as RevmAccountInfo, Bytecode};
 use parex_evm::revm::{Context, DatabaseRef, ExecuteEvm, MainBuilder, MainContext};
-use parex_evm::bytecode_from_bytes;
 use parex_primitives::{AccountChange, AccountInfo, Address, Bytes, StateChanges, B256, U256};
 use parex_state::{StateError, StateViewRef};
 

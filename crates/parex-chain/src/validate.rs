@@ -51,7 +51,10 @@ pub fn validate_header(
     if header.timestamp <= parent.timestamp {
         return Err(invalid(
             block::INVALID_BLOCK_TIMESTAMP_OLDER_THAN_PARENT,
-            format!("timestamp {} not after parent's {}", header.timestamp, parent.timestamp),
+            format!(
+                "timestamp {} not after parent's {}",
+                header.timestamp, parent.timestamp
+            ),
         ));
     }
     if header.extra_data.len() > MAX_EXTRA_DATA {
@@ -63,7 +66,10 @@ pub fn validate_header(
     if header.gas_used > header.gas_limit {
         return Err(invalid(
             block::GAS_USED_OVERFLOW,
-            format!("gas used {} above the gas limit {}", header.gas_used, header.gas_limit),
+            format!(
+                "gas used {} above the gas limit {}",
+                header.gas_used, header.gas_limit
+            ),
         ));
     }
     check_fields(fork, header)?;
@@ -83,7 +89,10 @@ pub fn validate_header(
     {
         return Err(invalid(
             block::INVALID_GASLIMIT,
-            format!("gas limit {} after parent's {}", header.gas_limit, parent.gas_limit),
+            format!(
+                "gas limit {} after parent's {}",
+                header.gas_limit, parent.gas_limit
+            ),
         ));
     }
 
@@ -101,17 +110,26 @@ pub fn validate_header(
         if header.base_fee_per_gas != Some(expected) {
             return Err(invalid(
                 block::INVALID_BASEFEE_PER_GAS,
-                format!("base fee {:?}, expected {expected}", header.base_fee_per_gas),
+                format!(
+                    "base fee {:?}, expected {expected}",
+                    header.base_fee_per_gas
+                ),
             ));
         }
     }
 
     if fork >= Fork::Paris {
         if !header.difficulty.is_zero() {
-            return Err(invalid(block::INVALID_DIFFICULTY, "difficulty after the Merge".into()));
+            return Err(invalid(
+                block::INVALID_DIFFICULTY,
+                "difficulty after the Merge".into(),
+            ));
         }
         if !header.nonce.is_zero() {
-            return Err(invalid(block::INVALID_NONCE, "nonce after the Merge".into()));
+            return Err(invalid(
+                block::INVALID_NONCE,
+                "nonce after the Merge".into(),
+            ));
         }
         if header.ommers_hash != EMPTY_OMMER_ROOT_HASH {
             return Err(invalid(
@@ -148,7 +166,10 @@ pub fn validate_header(
         if header.excess_blob_gas != Some(expected) {
             return Err(invalid(
                 block::INCORRECT_EXCESS_BLOB_GAS,
-                format!("excess blob gas {:?}, expected {expected}", header.excess_blob_gas),
+                format!(
+                    "excess blob gas {:?}, expected {expected}",
+                    header.excess_blob_gas
+                ),
             ));
         }
     }
@@ -159,11 +180,31 @@ pub fn validate_header(
 fn check_fields(fork: Fork, header: &Header) -> Result<(), ChainError> {
     let fields = [
         ("base fee", header.base_fee_per_gas.is_some(), Fork::London),
-        ("withdrawals root", header.withdrawals_root.is_some(), Fork::Shanghai),
-        ("blob gas used", header.blob_gas_used.is_some(), Fork::Cancun),
-        ("excess blob gas", header.excess_blob_gas.is_some(), Fork::Cancun),
-        ("parent beacon block root", header.parent_beacon_block_root.is_some(), Fork::Cancun),
-        ("requests hash", header.requests_hash.is_some(), Fork::Prague),
+        (
+            "withdrawals root",
+            header.withdrawals_root.is_some(),
+            Fork::Shanghai,
+        ),
+        (
+            "blob gas used",
+            header.blob_gas_used.is_some(),
+            Fork::Cancun,
+        ),
+        (
+            "excess blob gas",
+            header.excess_blob_gas.is_some(),
+            Fork::Cancun,
+        ),
+        (
+            "parent beacon block root",
+            header.parent_beacon_block_root.is_some(),
+            Fork::Cancun,
+        ),
+        (
+            "requests hash",
+            header.requests_hash.is_some(),
+            Fork::Prague,
+        ),
     ];
     for (name, present, since) in fields {
         if present != (fork >= since) {
@@ -199,7 +240,11 @@ pub fn ethash_difficulty(fork: Fork, parent: &Header, header: &Header) -> U256 {
     let elapsed = header.timestamp.saturating_sub(parent.timestamp);
     // The adjustment factor, clamped at -99.
     let factor: i64 = if fork >= Fork::Byzantium {
-        let uncles = if parent.ommers_hash != EMPTY_OMMER_ROOT_HASH { 2 } else { 1 };
+        let uncles = if parent.ommers_hash != EMPTY_OMMER_ROOT_HASH {
+            2
+        } else {
+            1
+        };
         (uncles - (elapsed / 9).min(1_000) as i64).max(-99)
     } else if fork >= Fork::Homestead {
         (1 - (elapsed / 10).min(1_000) as i64).max(-99)

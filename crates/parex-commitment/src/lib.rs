@@ -61,7 +61,10 @@ fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
         // alloy encodes only receipts that own their logs.
         logs: receipt.logs.clone(),
     };
-    let with_bloom = ReceiptWithBloom { logs_bloom: logs_bloom(&receipt.logs), receipt: inner };
+    let with_bloom = ReceiptWithBloom {
+        logs_bloom: logs_bloom(&receipt.logs),
+        receipt: inner,
+    };
     let tx_type = TxType::try_from(receipt.tx_type).unwrap_or(TxType::Legacy);
     ReceiptEnvelope::from_typed(tx_type, with_bloom).encoded_2718()
 }

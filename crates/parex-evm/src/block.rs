@@ -91,7 +91,9 @@ pub fn sequential_rule(prepared: &PreparedBlock) -> Option<String> {
             (calls + 1, gas.saturating_add(tx.env.gas_limit))
         });
     if calls < RULE_MIN_CALLS {
-        return Some(format!("{calls} of {n} transactions carry calldata (under {RULE_MIN_CALLS})"));
+        return Some(format!(
+            "{calls} of {n} transactions carry calldata (under {RULE_MIN_CALLS})"
+        ));
     }
     if call_gas < RULE_MIN_CALL_GAS {
         return Some(format!(

@@ -140,7 +140,10 @@ impl FromStr for ForkSchedule {
             return Ok(ForkSchedule::single(s.parse()?));
         };
         let (to, activation) = if let Some((to, at)) = rest.split_once("AtTime") {
-            (to, Activation::Timestamp(parse_count(at).ok_or_else(unknown)?))
+            (
+                to,
+                Activation::Timestamp(parse_count(at).ok_or_else(unknown)?),
+            )
         } else if let Some((to, at)) = rest.split_once("At") {
             (to, Activation::Block(parse_count(at).ok_or_else(unknown)?))
         } else {
@@ -166,7 +169,10 @@ mod tests {
         let s: ForkSchedule = "EIP158".parse().unwrap();
         assert_eq!(s.fork_at(0, 0), Fork::SpuriousDragon);
         assert_eq!(s.fork_at(u64::MAX, u64::MAX), Fork::SpuriousDragon);
-        assert_eq!("cancun".parse::<ForkSchedule>().unwrap().last(), Fork::Cancun);
+        assert_eq!(
+            "cancun".parse::<ForkSchedule>().unwrap().last(),
+            Fork::Cancun
+        );
     }
 
     #[test]
@@ -188,9 +194,14 @@ mod tests {
 
     #[test]
     fn bad_names_are_rejected_with_the_name() {
-        for bad in ["Pragu", "CancunToShanghaiAtTime15k", "ShanghaiToCancunAtTime", "XToY",
-            "ArrowGlacierToParisAtDiffC0000", "ShanghaiToCancunAtTime1x"]
-        {
+        for bad in [
+            "Pragu",
+            "CancunToShanghaiAtTime15k",
+            "ShanghaiToCancunAtTime",
+            "XToY",
+            "ArrowGlacierToParisAtDiffC0000",
+            "ShanghaiToCancunAtTime1x",
+        ] {
             let err = bad.parse::<ForkSchedule>().unwrap_err();
             assert_eq!(err.0, bad);
         }

@@ -69,7 +69,11 @@ pub fn parse_fork(name: &str) -> PyResult<&'static str> {
 /// The fork whose rules apply to block `number` at `timestamp` under `schedule`: a fork name,
 /// a transition (`"ShanghaiToCancunAtTime15k"`, `"BerlinToLondonAt5"`) or `"mainnet"`.
 #[pyfunction]
-pub fn fork_at(schedule: &str, number: &Bound<'_, PyAny>, timestamp: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+pub fn fork_at(
+    schedule: &str,
+    number: &Bound<'_, PyAny>,
+    timestamp: &Bound<'_, PyAny>,
+) -> PyResult<&'static str> {
     let schedule = schedule_arg(schedule)?;
     let number: u64 = uint_arg("number", number)?;
     let timestamp: u64 = uint_arg("timestamp", timestamp)?;
@@ -100,7 +104,10 @@ impl Header {
         let header = alloy_consensus::Header::decode(&mut buf).map_err(|e| {
             chain_error(
                 py,
-                &ChainError::invalid(parex_chain::block_exception::RLP_STRUCTURES_ENCODING, format!("header: {e}")),
+                &ChainError::invalid(
+                    parex_chain::block_exception::RLP_STRUCTURES_ENCODING,
+                    format!("header: {e}"),
+                ),
             )
         })?;
         if !buf.is_empty() {
@@ -161,7 +168,9 @@ impl Header {
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<Header>().is_ok_and(|o| o.get().hash == self.hash)
+        other
+            .cast::<Header>()
+            .is_ok_and(|o| o.get().hash == self.hash)
     }
 
     fn __hash__(&self) -> u64 {
@@ -204,7 +213,10 @@ impl ImportedBlock {
 
     fn __repr__(&self) -> String {
         let header = self.header.get();
-        format!("ImportedBlock(number={}, fork={}, hash={})", header.inner.number, self.fork, header.hash)
+        format!(
+            "ImportedBlock(number={}, fork={}, hash={})",
+            header.inner.number, self.fork, header.hash
+        )
     }
 }
 
@@ -240,7 +252,11 @@ pub fn import_block(
         None => 1,
     };
     let config = ExecConfig {
-        executor: if sequential { ExecutorKind::Sequential } else { ExecutorKind::Parallel },
+        executor: if sequential {
+            ExecutorKind::Sequential
+        } else {
+            ExecutorKind::Parallel
+        },
         threads,
         trace: false,
         sequential_rule,
@@ -257,8 +273,19 @@ pub fn import_block(
         Ok(Ok(executed)) => {
             let requests = executed.requests.map(|r| r.take());
             Ok(ImportedBlock {
-                header: Py::new(py, Header { inner: executed.header, hash: executed.hash })?,
-                result: Py::new(py, BlockResult { inner: Arc::new(executed.result) })?,
+                header: Py::new(
+                    py,
+                    Header {
+                        inner: executed.header,
+                        hash: executed.hash,
+                    },
+                )?,
+                result: Py::new(
+                    py,
+                    BlockResult {
+                        inner: Arc::new(executed.result),
+                    },
+                )?,
                 fork: executed.fork.name(),
                 requests,
             })
