@@ -63,6 +63,25 @@ def test_mainnet_fork_schedule() -> None:
     assert f(17_034_870, 1_681_338_455) is Fork.SHANGHAI
     assert f(19_426_586, 1_710_338_123) is Fork.SHANGHAI
     assert f(19_426_587, 1_710_338_135) is Fork.CANCUN
+    assert f(22_431_084, 1_746_612_311) is Fork.PRAGUE
+
+
+@needs_fixture
+def test_sequential_rule_takes_small_blocks_and_still_checks_block_stm(mainnet: Path) -> None:
+    tiny = replay.load_block(mainnet / "blocks" / "46147")  # one transfer
+    report = replay.replay_block(tiny, threads=2, repeat=1)
+    assert report.ok and report.identical  # includes a run forced onto Block-STM
+    assert report.sequential_rule == "1 transaction(s): nothing to run side by side"
+    forced = replay.replay_block(tiny, threads=2, repeat=1, sequential_rule=False)
+    assert forced.ok and forced.sequential_rule is None
+
+    payout = replay.load_block(mainnet / "blocks" / "5891667")  # one sender, 380 transfers
+    report = replay.replay_block(payout, threads=2, repeat=1, trace=False)
+    assert report.ok and (report.sequential_rule or "").startswith("one sender sends")
+
+    busy = replay.load_block(mainnet / "blocks" / "4864590")  # 88 calls, 195 senders
+    report = replay.replay_block(busy, threads=2, repeat=1, trace=False)
+    assert report.ok and report.sequential_rule is None
 
 
 @needs_fixture
@@ -181,6 +200,13 @@ def test_cli_json_and_exit_status(mainnet: Path, tmp_path: Path) -> None:
     assert row["number"] == 4_864_590 and row["txs"] == 195
     assert row["matches_header"] is True and row["identical"] is True
     assert out["total_speedup"] == pytest.approx(row["speedup"]) == out["min_speedup"]
+
+    proc = run_cli(str(mainnet / "blocks" / "46147"), "--json", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["blocks"][0]["sequential_rule"] is not None
+    proc = run_cli(str(mainnet / "blocks" / "46147"), "--json", "--repeat", "1", "--force-parallel")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["blocks"][0]["sequential_rule"] is None
 
     block_dir = copy_block(mainnet, 4_864_590, tmp_path)
     block = json.loads((block_dir / "block.json").read_text())

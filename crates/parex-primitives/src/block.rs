@@ -87,12 +87,13 @@ impl FromStr for Fork {
     type Err = UnknownFork;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let alias = match s {
-            "EIP150" => "TangerineWhistle",
-            "EIP158" => "SpuriousDragon",
-            "ConstantinopleFix" => "Petersburg",
-            "Merge" => "Paris",
-            other => other,
+        // The execution-spec tests' aliases, any case, like the names themselves.
+        let alias = match s.to_ascii_lowercase().as_str() {
+            "eip150" => "TangerineWhistle",
+            "eip158" => "SpuriousDragon",
+            "constantinoplefix" => "Petersburg",
+            "merge" => "Paris",
+            _ => s,
         };
         Fork::ALL
             .iter()
