@@ -251,7 +251,7 @@ def test_import_block_bindings(blockchain_tests: Path) -> None:
     genesis = Header.of_block(bytes.fromhex(test["genesisRLP"][2:]))
     assert genesis.hash.hex() == test["genesisBlockHeader"]["hash"][2:]
     assert Header.decode(genesis.rlp) == genesis and genesis.number == 0
-    state = conformance.build_state(test["pre"], conformance.Chain(codes={}, block_hashes={}), 0)
+    state = replay.build_state(test["pre"], replay.Chain(codes={}, block_hashes={}), 0)
     rlp = bytes.fromhex(test["blocks"][0]["rlp"][2:])
 
     parallel = _core.import_block(rlp, genesis, state, schedule="Prague", threads=4)

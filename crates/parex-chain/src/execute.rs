@@ -225,6 +225,7 @@ fn process<S: StateViewRef + StateCommitment>(
     let revm_env = prepared.revm_block_env();
     let cfg = prepared.revm_cfg_env();
 
+    // C1: every step reads the state through an Overlay of the changes merged so far.
     // Pre-block system calls (their failures are ignored: these contracts are not checked).
     let mut changes = StateChanges::new();
     if fork >= Fork::Cancun {
@@ -334,7 +335,7 @@ fn process<S: StateViewRef + StateCommitment>(
         None
     };
 
-    // Commitments.
+    // Commitments. C3: each is compared when importing, filled in when building.
     let mut computed = header.clone();
     computed.gas_used = result.gas_used;
     if fork >= Fork::Cancun {

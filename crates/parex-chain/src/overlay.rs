@@ -86,6 +86,7 @@ impl<S: StateViewRef + ?Sized> StateViewRef for Overlay<'_, S> {
 }
 
 /// Folds `later` (changes made on top of `earlier`) into `earlier`.
+// C2: applying the merge once equals applying `earlier` then `later`.
 pub fn merge_changes(earlier: &mut StateChanges, later: StateChanges) {
     for (address, change) in later {
         match earlier.get_mut(&address) {

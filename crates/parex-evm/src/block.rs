@@ -173,6 +173,7 @@ pub fn execute_prepared<S: StateViewRef>(
         trace: config.trace,
     };
     let mut fallback_reason = None;
+    // C4: decided from the block alone, before execution; it only picks the executor.
     let rule = match config.executor {
         ExecutorKind::Parallel if config.sequential_rule => sequential_rule(prepared),
         _ => None,
