@@ -1,12 +1,12 @@
 # parex build glue. Every target is idempotent and does nothing when its inputs are unchanged.
 #
 #   make run    set up, build, then run the default benchmark matrix
-#   make test   set up, build, then cargo tests, pytest, stubtest, mypy and conformance (pytest
-#               replays every block of the shared mainnet fixture: tests/test_replay.py)
+#   make test   set up, build, then cargo tests, pytest, stubtest, mypy, conformance and the
+#               mainnet replay (pytest replays every block too: tests/test_replay.py)
 #   make replay set up, build, then replay the shared mainnet fixture against its headers
-#   make conformance  set up, build, then run every execution-spec state test of the shared
-#               EEST fixture through Block-STM at 2 threads (about 11 s on two cores; part of
-#               make test)
+#   make conformance  set up, build, then run every execution-spec state and blockchain test
+#               of the shared EEST fixture through Block-STM at 2 threads (about 25 s on two
+#               shared cores; part of make test)
 #
 # Needs python3 (>= 3.11), cargo, node and npm; fetches from PyPI, crates.io and npm only.
 
@@ -61,8 +61,8 @@ run: build
 replay: build
 	$(VENV)/bin/parex replay $(MAINNET_FIXTURE) --cache-dir .cache/fixtures
 
-# Extracts the fixture into .cache/fixtures once (ignored), then runs every state test
-# (blockchain tests are reported as skipped until they are implemented).
+# Extracts the fixture into .cache/fixtures once (ignored), then runs every state test and
+# every blockchain test (full block processing, parex-chain) through Block-STM.
 conformance: build
 	$(VENV)/bin/parex conformance $(EEST_FIXTURE) --threads 2 --cache-dir .cache/fixtures
 
@@ -78,7 +78,7 @@ stubtest: build
 typecheck: build
 	$(VPY) -m mypy
 
-test: build cargo-test pytest stubtest typecheck conformance
+test: build cargo-test pytest stubtest typecheck conformance replay
 
 clean:
 	rm -rf $(VENV) contracts/node_modules python/parex/_contracts python/parex/_core*.so

@@ -205,6 +205,10 @@ def test_blockchain_tests_run_one_case_per_network(fixture_root: Path) -> None:
     assert report.passed == len(load(path)) == 2
     assert report.by_group() == {"cancun/eip1153_tstore": conformance.Tally(2, 0, 0)}
     assert set(report.by_fork()) == {"Cancun", "Prague"}
+    assert report.by_suite() == {"blockchain": conformance.Tally(2, 0, 0)}
+    assert report.by_group(with_suite=True) == {
+        "blockchain: cancun/eip1153_tstore": conformance.Tally(2, 0, 0)
+    }
     assert all(o.index is None and o.name.endswith(f"[{o.fork}]") for o in report.outcomes)
 
 

@@ -338,8 +338,9 @@ def _tally_table(title: str, first: str, rows: dict[str, conformance.Tally]) -> 
 
 
 def _print_conformance(report: conformance.Report, out: Console) -> None:
-    out.print(_tally_table("parex conformance: by fork", "fork", report.by_fork()))
-    out.print(_tally_table("by folder", "folder", report.by_group()))
+    out.print(_tally_table("parex conformance: by kind", "kind", report.by_suite()))
+    out.print(_tally_table("by fork", "fork", report.by_fork()))
+    out.print(_tally_table("by folder", "folder", report.by_group(with_suite=True)))
     reasons = report.skip_reasons()
     if reasons:
         table = Table(title="skips", title_justify="left")

@@ -222,6 +222,8 @@ class Outcome:
     group: str
     status: Status
     reason: str | None = None
+    suite: TestKind | None = None
+    """``"state"`` or ``"blockchain"``; ``None`` for a file or object that is not a test."""
 
     @property
     def name(self) -> str:
@@ -299,11 +301,21 @@ class Report:
             out[key] = out.get(key, Tally()).add(o.status)
         return out
 
-    def by_group(self) -> dict[str, Tally]:
-        """Counts per folder, sorted."""
+    def by_group(self, *, with_suite: bool = False) -> dict[str, Tally]:
+        """Counts per folder, sorted; ``with_suite`` keys them ``state: cancun/...`` and
+        ``blockchain: cancun/...`` (the two kinds share folder names)."""
         out: dict[str, Tally] = {}
         for o in self.outcomes:
-            out[o.group] = out.get(o.group, Tally()).add(o.status)
+            key = f"{o.suite or '-'}: {o.group}" if with_suite else o.group
+            out[key] = out.get(key, Tally()).add(o.status)
+        return dict(sorted(out.items()))
+
+    def by_suite(self) -> dict[str, Tally]:
+        """Counts per kind of test: ``state``, ``blockchain`` (``-`` for non-tests)."""
+        out: dict[str, Tally] = {}
+        for o in self.outcomes:
+            key = o.suite or "-"
+            out[key] = out.get(key, Tally()).add(o.status)
         return dict(sorted(out.items()))
 
     def failure_kinds(self) -> Counter[str]:
@@ -423,17 +435,17 @@ def run_blockchain_test(
     (case-insensitive) limits the networks run."""
     network = test.get("network")
     if not isinstance(network, str):
-        return [Outcome(name, None, None, group, "failed", "bad fixture: no network")]
+        return [Outcome(name, None, None, group, "failed", "bad fixture: no network", "blockchain")]
     if forks and network.lower() not in {f.lower() for f in forks}:
         return []
     if engine_schedule(network) is None:
         return [Outcome(name, network, None, group, "skipped",
-                        f"fork {network}: not supported by parex")]
+                        f"fork {network}: not supported by parex", "blockchain")]
     try:
         status, reason = _check_chain(name, test, engine, network)
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         status, reason = "failed", f"bad fixture: {type(err).__name__}: {err}"
-    return [Outcome(name, network, None, group, status, reason)]
+    return [Outcome(name, network, None, group, status, reason, "blockchain")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,12 +585,13 @@ def run_state_test(
     wanted = {f.lower() for f in forks}
     post = test.get("post")
     if not isinstance(post, Mapping):
-        return [Outcome(name, None, None, group, "failed", "bad fixture: no post mapping")]
+        return [Outcome(name, None, None, group, "failed", "bad fixture: no post mapping", "state")]
     selected = [(f, entries) for f, entries in post.items() if not wanted or f.lower() in wanted]
     if not selected:
         return []
     if any(not isinstance(entries, list) for _, entries in selected):
-        return [Outcome(name, None, None, group, "failed", "bad fixture: post entries not a list")]
+        return [Outcome(name, None, None, group, "failed", "bad fixture: post entries not a list",
+                        "state")]
     outcomes: list[Outcome] = []
     pre = test["pre"]
     try:
@@ -588,7 +601,7 @@ def run_state_test(
     except (KeyError, ValueError, TypeError, ParexError) as err:
         why = f"bad fixture: pre-state: {type(err).__name__}: {err}"
         return [
-            Outcome(name, f, i, group, "failed", why)
+            Outcome(name, f, i, group, "failed", why, "state")
             for f, entries in selected
             for i in range(len(entries))
         ]
@@ -596,7 +609,8 @@ def run_state_test(
         fork = engine_fork(fork_name)
         if fork is None:
             outcomes.extend(
-                Outcome(name, fork_name, i, group, "skipped", f"fork {fork_name}: not supported by parex")
+                Outcome(name, fork_name, i, group, "skipped",
+                        f"fork {fork_name}: not supported by parex", "state")
                 for i in range(len(entries))
             )
             continue
@@ -605,12 +619,13 @@ def run_state_test(
         except (KeyError, ValueError, TypeError) as err:
             why = f"bad fixture: env: {type(err).__name__}: {err}"
             outcomes.extend(
-                Outcome(name, fork_name, i, group, "failed", why) for i in range(len(entries))
+                Outcome(name, fork_name, i, group, "failed", why, "state")
+                for i in range(len(entries))
             )
             continue
         for i, entry in enumerate(entries):
             status, reason = _check_entry(engine, env, pre_state, pre, entry)
-            outcomes.append(Outcome(name, fork_name, i, group, status, reason))
+            outcomes.append(Outcome(name, fork_name, i, group, status, reason, "state"))
     return outcomes
 
 
