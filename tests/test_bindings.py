@@ -37,7 +37,7 @@ def test_external_legacy_transaction_executes() -> None:
     state = State()
     state.set_account(EIP155_SENDER, 10**19, nonce=9)
     env = BlockEnv(base_fee=10**9)
-    result = Engine(threads=2).execute(env, [EIP155_TX], state)
+    result = Engine(threads=2, sequential_rule=False).execute(env, [EIP155_TX], state)
     assert result.senders == [EIP155_SENDER]
     assert result.tx_hashes == [keccak256(EIP155_TX)]
     (receipt,) = result.receipts
@@ -98,10 +98,10 @@ def test_copy_on_write_isolates_running_block() -> None:
     state = State()
     state.set_account(address_of(alice), 10**18)
     txs = sign_transactions(1, [alice], [(0, ADDRESS, 1, b"", 21_000, 10**9, 10**9)])
-    before = Engine(threads=2).execute(BlockEnv(), txs, state)
+    before = Engine(threads=2, sequential_rule=False).execute(BlockEnv(), txs, state)
     state.set_account(address_of(alice), 0)
     with pytest.raises(parex.InvalidTransaction):
-        Engine(threads=2).execute(BlockEnv(), txs, state)
+        Engine(threads=2, sequential_rule=False).execute(BlockEnv(), txs, state)
     assert before.receipts[0].success
 
 
@@ -125,7 +125,7 @@ def test_result_fields() -> None:
     assert changes[address_of(alice)].nonce == 1
     fee_cap = 10**9
     assert changes[bytes([0xCB] * 20)].balance == 21_000 * min(10**9, fee_cap - 10**8)
-    untraced = Engine(threads=2).execute(env, txs, state)
+    untraced = Engine(threads=2, sequential_rule=False).execute(env, txs, state)
     assert untraced.tx_nanos is None and untraced.ideal_speedup is None
 
 
@@ -184,7 +184,7 @@ def test_transaction_types() -> None:
     requests = [(n, ADDRESS, 1, b"", 21_000, 10**9, 10**9, t) for n, t in enumerate([0, 1, 2])]
     txs = sign_transactions(1, [alice] * 3, requests)
     assert [tx[0] for tx in txs[1:]] == [1, 2] and txs[0][0] >= 0xC0
-    result = Engine(threads=2).execute(BlockEnv(base_fee=10**8), txs, state)
+    result = Engine(threads=2, sequential_rule=False).execute(BlockEnv(base_fee=10**8), txs, state)
     assert [r.tx_type for r in result.receipts] == [0, 1, 2]
     assert all(r.success for r in result.receipts)
     with pytest.raises(ValueError, match="tx_type"):
@@ -232,6 +232,6 @@ def test_bad_signing_arguments() -> None:
 
 
 def test_empty_block() -> None:
-    result = Engine(threads=3).execute(BlockEnv(), [], State())
+    result = Engine(threads=3, sequential_rule=False).execute(BlockEnv(), [], State())
     assert result.receipts == [] and result.gas_used == 0 and result.changes == []
     assert result.same_outcome(Engine().execute_sequential(BlockEnv(), [], State()))

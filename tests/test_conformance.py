@@ -114,7 +114,7 @@ def test_subset_exercises_rejections(state_tests: Path) -> None:
     env = conformance.block_env(test["env"], fork)
     state = conformance.build_pre_state(test["pre"], env.number)
     with pytest.raises(_core.TransactionError):
-        Engine(threads=THREADS).execute(env, [bytes.fromhex(entry["txbytes"][2:])], state)
+        Engine(threads=THREADS, sequential_rule=False).execute(env, [bytes.fromhex(entry["txbytes"][2:])], state)
     assert run(state_tests / EXPECTS_EXCEPTION).failed == 0
 
 
@@ -260,7 +260,7 @@ def test_state_root_and_logs_hash_bindings(state_tests: Path) -> None:
     env = conformance.block_env(test["env"], fork)
     state = conformance.build_pre_state(test["pre"], env.number)
     txbytes = bytes.fromhex(entries[0]["txbytes"][2:])
-    result = Engine(threads=THREADS).execute(env, [txbytes], state)
+    result = Engine(threads=THREADS, sequential_rule=False).execute(env, [txbytes], state)
     logs = [log for receipt in result.receipts for log in receipt.logs]
     assert logs, "the fixture emits a log"
     rlp = encode([[log.address, list(log.topics), log.data] for log in logs])

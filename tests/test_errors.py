@@ -26,8 +26,8 @@ Runner = Callable[[parex.BlockEnv, list[bytes], parex.State], parex.BlockResult]
 
 RUNNERS: dict[str, Runner] = {
     "sequential": lambda env, txs, state: Engine().execute_sequential(env, txs, state),
-    "parallel-1": lambda env, txs, state: Engine(threads=1).execute(env, txs, state),
-    "parallel-4": lambda env, txs, state: Engine(threads=4).execute(env, txs, state),
+    "parallel-1": lambda env, txs, state: Engine(threads=1, sequential_rule=False).execute(env, txs, state),
+    "parallel-4": lambda env, txs, state: Engine(threads=4, sequential_rule=False).execute(env, txs, state),
 }
 
 

@@ -98,13 +98,34 @@ def test_parallel_equals_sequential(block: list[Op], threads: int) -> None:
     txs = build_block(block)
     env = u.env.replace(gas_limit=30_000_000 + 2_000_000 * len(txs))
     sequential = Engine().execute_sequential(env, txs, u.state)
-    parallel = Engine(threads=threads).execute(env, txs, u.state)
+    parallel = Engine(threads=threads, sequential_rule=False).execute(env, txs, u.state)
     assert_same(parallel, sequential)
     # Applying either result gives the same post-state.
     a, b = u.state.copy(), u.state.copy()
     a.apply(parallel)
     b.apply(sequential)
     assert a == b
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(block=st.lists(ops, min_size=0, max_size=32), threads=st.integers(2, 4))
+def test_sequential_rule_only_picks_the_executor(block: list[Op], threads: int) -> None:
+    """The engine's default rule may run a block sequentially; the outcome never changes,
+    and the stats say which path ran."""
+    u = universe()
+    txs = build_block(block)
+    env = u.env.replace(gas_limit=30_000_000 + 2_000_000 * len(txs))
+    ruled = Engine(threads=threads).execute(env, txs, u.state)
+    forced = Engine(threads=threads, sequential_rule=False).execute(env, txs, u.state)
+    assert_same(ruled, forced)
+    assert forced.stats["sequential_rule"] is None
+    rule = ruled.stats["sequential_rule"]
+    if len(txs) < 2:
+        assert rule is not None and "nothing to run side by side" in rule
+    if rule is not None:
+        assert ruled.stats["threads"] == 1
+    else:
+        assert ruled.stats["threads"] == min(threads, len(txs))
 
 
 def test_hot_block_reexecutes_and_still_agrees() -> None:
@@ -117,7 +138,7 @@ def test_hot_block_reexecutes_and_still_agrees() -> None:
     assert all(r.success for r in sequential.receipts)
     assert sequential.ideal_speedup is not None and sequential.ideal_speedup < 1.5
     for threads in (2, 4, 8):
-        parallel = Engine(threads=threads).execute(env, txs, u.state)
+        parallel = Engine(threads=threads, sequential_rule=False).execute(env, txs, u.state)
         assert_same(parallel, sequential)
 
 

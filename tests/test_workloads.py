@@ -25,7 +25,7 @@ def test_deterministic_and_all_succeed(name: str) -> None:
     assert all(r.success for r in result.receipts)
     assert all(r.tx_type == 2 for r in result.receipts)
     assert len(set(result.senders)) == 40  # one sender per transaction
-    parallel = Engine(threads=4).execute(w.block_env, w.transactions, w.pre_state)
+    parallel = Engine(threads=4, sequential_rule=False).execute(w.block_env, w.transactions, w.pre_state)
     assert parallel.same_outcome(result) and parallel.digest() == result.digest()
 
 
