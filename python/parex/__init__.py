@@ -3,7 +3,8 @@ parex: Block-STM parallel execution of Ethereum blocks.
 
 The engine is Rust (revm under a VM-agnostic Block-STM scheduler); this package is its
 Python front: build a :class:`State`, describe the block with a :class:`BlockEnv`, and run
-raw signed transactions through an :class:`Engine`.
+raw signed transactions through an :class:`Engine`, or import whole blocks
+(:meth:`Engine.import_block`).
 """
 
 from ._core import (
@@ -11,6 +12,9 @@ from ._core import (
     AccountChange,
     BlockResult,
     DecodeError,
+    Header,
+    ImportedBlock,
+    InvalidBlock,
     InvalidTransaction,
     Log,
     ParexError,
@@ -34,6 +38,9 @@ __all__ = [
     "DecodeError",
     "Engine",
     "Fork",
+    "Header",
+    "ImportedBlock",
+    "InvalidBlock",
     "InvalidTransaction",
     "Log",
     "ParexError",

@@ -378,9 +378,7 @@ def _check_chain(
         except (KeyError, ValueError) as err:
             return "failed", f"bad fixture: block {i}: {type(err).__name__}: {err}"
         try:
-            imported = _core.import_block(
-                rlp, head, state, schedule=network, chain_id=chain_id, threads=engine.threads
-            )
+            imported = engine.import_block(rlp, head, state, schedule=network, chain_id=chain_id)
         except InvalidBlock as err:
             if not expect:
                 return "failed", f"unexpected rejection: block {i}: {err}"

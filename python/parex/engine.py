@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from . import _core
-from ._core import BlockResult, State
+from ._core import BlockResult, Header, ImportedBlock, State
 
 Address: TypeAlias = bytes
 """20 bytes."""
@@ -158,6 +158,35 @@ class Engine:
         """
         return _core.execute(
             block_env, transactions, state, sequential=True, trace=trace
+        )
+
+
+    def import_block(
+        self,
+        block: bytes,
+        parent: Header,
+        state: State,
+        *,
+        schedule: str,
+        chain_id: int = 1,
+    ) -> ImportedBlock:
+        """
+        Validates ``block`` (RLP) as the child of ``parent`` and executes it on ``state`` (the
+        state after ``parent``; not modified): header checks, system calls, the transactions
+        on this engine, withdrawals, rewards, requests, and every commitment of the header.
+        ``schedule`` is the chain's forks: a fork name, a transition such as
+        ``"ShanghaiToCancunAtTime15k"``, or ``"mainnet"``. Apply ``imported.result`` to a copy
+        of ``state`` to go on. Raises :class:`~parex._core.InvalidBlock` naming the rule
+        broken (``.exception``, in the execution-spec tests' vocabulary).
+        """
+        return _core.import_block(
+            block,
+            parent,
+            state,
+            schedule=schedule,
+            chain_id=chain_id,
+            threads=self.threads,
+            sequential_rule=self.sequential_rule,
         )
 
 
