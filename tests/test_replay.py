@@ -77,6 +77,10 @@ def test_sequential_rule_takes_small_blocks_and_still_checks_block_stm(mainnet: 
 
     payout = replay.load_block(mainnet / "blocks" / "5891667")  # one sender, 380 transfers
     report = replay.replay_block(payout, threads=2, repeat=1, trace=False)
+    assert report.ok and report.sequential_rule == "0 of 380 transactions carry calldata (under 12)"
+
+    chained = replay.load_block(mainnet / "blocks" / "1796867")  # 34 calls, 28 from one sender
+    report = replay.replay_block(chained, threads=2, repeat=1, trace=False)
     assert report.ok and (report.sequential_rule or "").startswith("one sender sends")
 
     busy = replay.load_block(mainnet / "blocks" / "4864590")  # 88 calls, 195 senders

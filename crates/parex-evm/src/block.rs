@@ -75,14 +75,7 @@ pub fn sequential_rule(prepared: &PreparedBlock) -> Option<String> {
     if n < 2 {
         return Some(format!("{n} transaction(s): nothing to run side by side"));
     }
-    let mut by_sender: ahash::AHashMap<Address, usize> = ahash::AHashMap::with_capacity(n);
-    for sender in &prepared.senders {
-        *by_sender.entry(*sender).or_default() += 1;
-    }
-    let top = by_sender.values().copied().max().unwrap_or(0);
-    if top * 2 >= n {
-        return Some(format!("one sender sends {top} of {n} transactions"));
-    }
+    // The cheap scan first; the sender count (a hash per transaction) only if it passes.
     let (calls, call_gas) = prepared
         .txs
         .iter()
@@ -104,6 +97,14 @@ pub fn sequential_rule(prepared: &PreparedBlock) -> Option<String> {
         return Some(format!(
             "{calls} of {n} transactions carry calldata (under 1 in {RULE_TRANSFERS_PER_CALL})"
         ));
+    }
+    let mut by_sender: ahash::AHashMap<Address, usize> = ahash::AHashMap::with_capacity(n);
+    for sender in &prepared.senders {
+        *by_sender.entry(*sender).or_default() += 1;
+    }
+    let top = by_sender.values().copied().max().unwrap_or(0);
+    if top * 2 >= n {
+        return Some(format!("one sender sends {top} of {n} transactions"));
     }
     None
 }
