@@ -27,7 +27,8 @@ use crate::validate::validate_header;
 use alloy_consensus::Header;
 use alloy_eips::eip7685::Requests;
 use parex_commitment::{
-    block_logs_bloom, ommers_hash, receipts_root, state_root, transactions_root, withdrawals_root,
+    block_logs_bloom, ommers_hash, receipts_root, receipts_root_with_post_states, state_root,
+    transactions_root, withdrawals_root,
 };
 use parex_evm::{execute_prepared, BlockResult, ExecConfig, PreparedBlock};
 use parex_primitives::{Address, BlockEnv, Bytes, Fork, StateChanges, B256, KECCAK_EMPTY, U256};
@@ -263,6 +264,14 @@ fn process<S: StateViewRef + StateCommitment>(
             ));
         }
     }
+    // Before Byzantium a receipt commits to the state root after its transaction, which a
+    // block executed as a whole does not produce: replay the transactions one at a time on
+    // the sequential executor for those roots.
+    let post_states = if fork < Fork::Byzantium && !prepared.is_empty() {
+        Some(post_states(&prepared, state, &changes)?)
+    } else {
+        None
+    };
     if checking && result.gas_used != header.gas_used {
         return Err(mismatch(
             block::INVALID_GAS_USED,
@@ -344,18 +353,17 @@ fn process<S: StateViewRef + StateCommitment>(
     if let Some(requests) = &requests {
         computed.requests_hash = Some(requests.requests_hash());
     }
-    if fork >= Fork::Byzantium {
-        // Before Byzantium a receipt commits to the state root after its transaction, which a
-        // block executed in parallel does not produce: the header's value is kept unchecked.
-        computed.receipts_root = receipts_root(&result.receipts);
-        if checking && computed.receipts_root != header.receipts_root {
-            return Err(mismatch(
-                block::INVALID_RECEIPTS_ROOT,
-                "receipts root",
-                header.receipts_root,
-                computed.receipts_root,
-            ));
-        }
+    computed.receipts_root = match &post_states {
+        Some(roots) => receipts_root_with_post_states(&result.receipts, roots),
+        None => receipts_root(&result.receipts),
+    };
+    if checking && computed.receipts_root != header.receipts_root {
+        return Err(mismatch(
+            block::INVALID_RECEIPTS_ROOT,
+            "receipts root",
+            header.receipts_root,
+            computed.receipts_root,
+        ));
     }
     computed.logs_bloom = block_logs_bloom(&result.receipts);
     if checking && computed.logs_bloom != header.logs_bloom {
@@ -387,6 +395,32 @@ fn process<S: StateViewRef + StateCommitment>(
         result,
         requests,
     })
+}
+
+/// The state root after each transaction of `prepared`, run one at a time on the sequential
+/// executor on top of `state` and `before` (the pre-block steps' changes).
+fn post_states<S: StateViewRef + StateCommitment>(
+    prepared: &PreparedBlock,
+    state: &S,
+    before: &StateChanges,
+) -> Result<Vec<B256>, ChainError> {
+    let sequential = ExecConfig {
+        executor: parex_evm::ExecutorKind::Sequential,
+        threads: 1,
+        trace: false,
+        sequential_rule: false,
+    };
+    let mut so_far = before.clone();
+    let mut roots = Vec::with_capacity(prepared.len());
+    for index in 0..prepared.len() {
+        let Some(one) = prepared.single(index) else {
+            break;
+        };
+        let mut done = execute_prepared(&one, &Overlay::new(state, &so_far), &sequential)?;
+        merge_changes(&mut so_far, std::mem::take(&mut done.changes));
+        roots.push(state.state_root_after(&so_far)?);
+    }
+    Ok(roots)
 }
 
 /// A post-block system call whose contract must exist and succeed (EIP-7002, EIP-7251); its

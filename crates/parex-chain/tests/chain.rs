@@ -215,6 +215,33 @@ fn frontier_rewards_pay_the_miner_and_the_ommers() {
         U256::from(7)
     );
 
+    // Before Byzantium each receipt holds the state root after its transaction: recompute the
+    // one root here from the transaction run alone, then the receipts root from it.
+    let env = parex_chain::block_env(&spec, &second.header, parex_primitives::Fork::Frontier);
+    let alone = parex_evm::execute_block(
+        &env,
+        &block.transactions,
+        &state1,
+        &config(ExecutorKind::Sequential, 1),
+    )
+    .unwrap();
+    let mut after_tx = state1.clone();
+    after_tx.apply(&alone.changes);
+    let root = parex_commitment::state_root(&after_tx);
+    assert_eq!(
+        second.header.receipts_root,
+        parex_commitment::receipts_root_with_post_states(&second.result.receipts, &[root])
+    );
+    assert_ne!(
+        second.header.receipts_root,
+        parex_commitment::receipts_root(&second.result.receipts)
+    );
+    let mut wrong = block.clone();
+    wrong.header = second.header.clone();
+    wrong.header.receipts_root = parex_commitment::receipts_root(&second.result.receipts);
+    let err = execute_block(&spec, &first.header, &wrong, &state1, &parallel()).unwrap_err();
+    assert_eq!(rejection(err), block_exception::INVALID_RECEIPTS_ROOT);
+
     // The difficulty is Ethash's: a wrong one is rejected.
     let mut wrong = block.clone();
     wrong.header = second.header.clone();

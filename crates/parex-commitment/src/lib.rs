@@ -53,10 +53,14 @@ pub fn block_logs_bloom(receipts: &[Receipt]) -> Bloom {
     logs_bloom(receipts.iter().flat_map(|r| r.logs.iter()))
 }
 
-/// The EIP-2718 encoding of a receipt (Byzantium and later: status, not a post-state root).
-fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
+/// The EIP-2718 encoding of a receipt: with a status (Byzantium on) or, before, the state
+/// root after its transaction.
+fn encode_receipt(receipt: &Receipt, post_state: Option<B256>) -> Vec<u8> {
     let inner = AlloyReceipt {
-        status: Eip658Value::Eip658(receipt.success),
+        status: match post_state {
+            Some(root) => Eip658Value::PostState(root),
+            None => Eip658Value::Eip658(receipt.success),
+        },
         cumulative_gas_used: receipt.cumulative_gas_used,
         // alloy encodes only receipts that own their logs.
         logs: receipt.logs.clone(),
@@ -71,7 +75,21 @@ fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
 
 /// The receipts root of a block from Byzantium on.
 pub fn receipts_root(receipts: &[Receipt]) -> B256 {
-    let encoded: Vec<Vec<u8>> = receipts.par_iter().map(encode_receipt).collect();
+    let encoded: Vec<Vec<u8>> = receipts
+        .par_iter()
+        .map(|r| encode_receipt(r, None))
+        .collect();
+    ordered_trie_root_encoded(&encoded)
+}
+
+/// The receipts root of a block before Byzantium, whose receipts carry the state root after
+/// each transaction (`post_states[i]` for `receipts[i]`) instead of a status.
+pub fn receipts_root_with_post_states(receipts: &[Receipt], post_states: &[B256]) -> B256 {
+    let encoded: Vec<Vec<u8>> = receipts
+        .iter()
+        .zip(post_states)
+        .map(|(r, root)| encode_receipt(r, Some(*root)))
+        .collect();
     ordered_trie_root_encoded(&encoded)
 }
 

@@ -130,6 +130,19 @@ impl PreparedBlock {
         self.txs.is_empty()
     }
 
+    /// The block of transaction `index` alone (same environment), or `None` past the end:
+    /// for executing a block one transaction at a time without decoding it again.
+    pub fn single(&self, index: usize) -> Option<PreparedBlock> {
+        Some(PreparedBlock {
+            env: self.env.clone(),
+            spec: self.spec,
+            block_env: self.block_env.clone(),
+            cfg_env: self.cfg_env.clone(),
+            txs: vec![self.txs.get(index)?.clone()],
+            senders: vec![*self.senders.get(index)?],
+        })
+    }
+
     /// Blob gas the block's transactions consume (EIP-4844).
     pub fn blob_gas_used(&self) -> u64 {
         self.txs.iter().map(|t| t.blob_gas).sum()
