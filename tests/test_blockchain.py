@@ -260,6 +260,19 @@ def test_import_block_bindings(blockchain_tests: Path) -> None:
     assert parallel.hash == sequential.hash == bytes.fromhex(test["blocks"][0]["blockHeader"]["hash"][2:])
     assert parallel.fork == "Prague" and parallel.requests == []
     assert parallel.header.parent_hash == genesis.hash
+    fields = test["blocks"][0]["blockHeader"]
+    header = parallel.header
+    assert header.beneficiary.hex() == fields["coinbase"][2:]
+    assert header.base_fee_per_gas == int(fields["baseFeePerGas"], 16)
+    assert header.blob_gas_used == int(fields["blobGasUsed"], 16)
+    assert header.excess_blob_gas == int(fields["excessBlobGas"], 16)
+    assert header.requests_hash is not None
+    assert header.requests_hash.hex() == fields["requestsHash"][2:]
+    assert header.withdrawals_root is not None
+    assert header.withdrawals_root.hex() == fields["withdrawalsRoot"][2:]
+    assert header.receipts_root.hex() == fields["receiptTrie"][2:]
+    assert header.state_root.hex() == fields["stateRoot"][2:]
+    assert header.difficulty == 0 and genesis.parent_beacon_block_root == bytes(32)
     assert parallel.result.stats["sequential_rule"] is None
     ruled = _core.import_block(rlp, genesis, state, schedule="Prague", sequential_rule=True)
     assert ruled.result.stats["sequential_rule"] is not None  # no transactions

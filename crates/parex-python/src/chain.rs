@@ -167,6 +167,83 @@ impl Header {
         self.inner.gas_limit
     }
 
+    #[getter]
+    fn beneficiary<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes_to_py(py, self.inner.beneficiary.as_slice())
+    }
+
+    #[getter]
+    fn transactions_root<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes_to_py(py, self.inner.transactions_root.as_slice())
+    }
+
+    #[getter]
+    fn receipts_root<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes_to_py(py, self.inner.receipts_root.as_slice())
+    }
+
+    #[getter]
+    fn logs_bloom<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes_to_py(py, self.inner.logs_bloom.as_slice())
+    }
+
+    #[getter]
+    fn mix_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes_to_py(py, self.inner.mix_hash.as_slice())
+    }
+
+    #[getter]
+    fn extra_data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes_to_py(py, &self.inner.extra_data)
+    }
+
+    #[getter]
+    fn difficulty<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::convert::u256_to_py(py, &self.inner.difficulty)
+    }
+
+    /// EIP-1559 base fee; None before London.
+    #[getter]
+    fn base_fee_per_gas(&self) -> Option<u64> {
+        self.inner.base_fee_per_gas
+    }
+
+    /// EIP-4895 withdrawals root; None before Shanghai.
+    #[getter]
+    fn withdrawals_root<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner
+            .withdrawals_root
+            .map(|r| bytes_to_py(py, r.as_slice()))
+    }
+
+    /// EIP-4844 blob gas used; None before Cancun.
+    #[getter]
+    fn blob_gas_used(&self) -> Option<u64> {
+        self.inner.blob_gas_used
+    }
+
+    /// EIP-4844 excess blob gas; None before Cancun.
+    #[getter]
+    fn excess_blob_gas(&self) -> Option<u64> {
+        self.inner.excess_blob_gas
+    }
+
+    /// EIP-4788 parent beacon block root; None before Cancun.
+    #[getter]
+    fn parent_beacon_block_root<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner
+            .parent_beacon_block_root
+            .map(|r| bytes_to_py(py, r.as_slice()))
+    }
+
+    /// EIP-7685 requests hash; None before Prague.
+    #[getter]
+    fn requests_hash<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner
+            .requests_hash
+            .map(|r| bytes_to_py(py, r.as_slice()))
+    }
+
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other
             .cast::<Header>()
