@@ -218,6 +218,13 @@ def test_transition_networks_switch_by_timestamp(blockchain_tests: Path, tmp_pat
     outcome = run_one(tmp_path, name, test)
     assert outcome.kind == "unexpected rejection"
     assert "INCORRECT_BLOCK_FORMAT" in (outcome.reason or "")
+    test["network"] = "Prague"
+    test["config"]["blobSchedule"]["Prague"]["max"] = "0x0c"
+    outcome = run_one(tmp_path, name, test)
+    assert outcome.status == "skipped"
+    assert outcome.reason is not None and outcome.reason.startswith("custom blob schedule")
+    assert _core.blob_params("Prague") == (6, 9, 5007716)
+    assert _core.blob_params("Shanghai") is None
     test["network"] = "HomesteadToDaoAt5"
     outcome = run_one(tmp_path, name, test)
     assert outcome.status == "skipped"

@@ -351,6 +351,30 @@ def _rejection_matches(expected: list[str], exception: str) -> bool:
     return exception in expected
 
 
+def blob_schedule_mismatch(config: Mapping[str, Any]) -> str | None:
+    """Why a fixture's ``config.blobSchedule`` (EIP-7840) differs from the blob parameters
+    parex applies per fork (:func:`parex._core.blob_params`), or ``None`` when it agrees."""
+    schedule = config.get("blobSchedule") or {}
+    if not isinstance(schedule, Mapping):
+        return "blobSchedule is not a mapping"
+    for fork_name, params in schedule.items():
+        fork = engine_fork(fork_name)
+        if fork is None:
+            return f"blobSchedule names fork {fork_name}, which parex does not know"
+        ours = _core.blob_params(fork)
+        theirs = (
+            parse_quantity(params.get("target", 0)),
+            parse_quantity(params.get("max", 0)),
+            parse_quantity(params.get("baseFeeUpdateFraction", 0)),
+        )
+        if ours != theirs:
+            return (
+                f"blobSchedule for {fork_name} is (target, max, fraction) {theirs}; "
+                f"parex applies {ours}"
+            )
+    return None
+
+
 def _check_chain(
     name: str, test: Mapping[str, Any], engine: Engine, network: str
 ) -> tuple[Status, str | None]:
@@ -439,6 +463,10 @@ def run_blockchain_test(
     if engine_schedule(network) is None:
         return [Outcome(name, network, None, group, "skipped",
                         f"fork {network}: not supported by parex", "blockchain")]
+    mismatch = blob_schedule_mismatch(test.get("config") or {})
+    if mismatch is not None:
+        return [Outcome(name, network, None, group, "skipped",
+                        f"custom blob schedule: {mismatch}", "blockchain")]
     try:
         status, reason = _check_chain(name, test, engine, network)
     except (KeyError, ValueError, TypeError, AttributeError) as err:

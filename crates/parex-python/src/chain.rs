@@ -80,6 +80,16 @@ pub fn fork_at(
     Ok(schedule.fork_at(number, timestamp).name())
 }
 
+/// The EIP-7840 blob parameters parex applies under `fork`: `(target, max, update_fraction)`
+/// blobs per block and the base fee update fraction; `None` before Cancun.
+#[pyfunction]
+pub fn blob_params(fork: &str) -> PyResult<Option<(u64, u64, u128)>> {
+    let fork = fork.parse::<Fork>().map_err(|e| bad("fork", e))?;
+    Ok(ChainSpec::mainnet()
+        .blob_params(fork)
+        .map(|p| (p.target_blob_count, p.max_blob_count, p.update_fraction)))
+}
+
 /// A block header.
 #[pyclass(module = "parex._core", frozen)]
 pub struct Header {

@@ -338,7 +338,9 @@ mod _core {
     #[pymodule_export]
     use super::{address_of, execute, keccak256, sign_transactions};
     #[pymodule_export]
-    use crate::chain::{fork_at, import_block, parse_fork, Header, ImportedBlock, InvalidBlock};
+    use crate::chain::{
+        blob_params, fork_at, import_block, parse_fork, Header, ImportedBlock, InvalidBlock,
+    };
     #[pymodule_export]
     use crate::conformance::{logs_hash, state_root};
     #[pymodule_export]
