@@ -66,45 +66,48 @@ impl PreparedBlock {
         let cfg_env = revm_cfg_env(env);
         let n = raw_transactions.len();
         let threads = threads.max(1);
-        let prepared: Vec<Result<(PreparedTx, Address), BlockError>> =
-            if threads == 1 || n < PARALLEL_RECOVERY_MIN {
-                raw_transactions
-                    .iter()
+        let prepared: Vec<Result<(PreparedTx, Address), BlockError>> = if threads == 1
+            || n < PARALLEL_RECOVERY_MIN
+        {
+            raw_transactions
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| prepare_one(env, &block_env, i as TxIndex, raw))
+                .collect()
+        } else {
+            // Contiguous chunks on scoped threads (no global pool is touched); the calling
+            // thread prepares the first chunk itself, which it then executes from a warm
+            // cache, and one thread fewer is started.
+            let chunk = n.div_ceil(threads);
+            let block_env = &block_env;
+            let prepare_chunk = move |c: usize, raws: &[Bytes]| {
+                raws.iter()
                     .enumerate()
-                    .map(|(i, raw)| prepare_one(env, &block_env, i as TxIndex, raw))
-                    .collect()
-            } else {
-                // Contiguous chunks on scoped threads: no global pool is touched.
-                let chunk = n.div_ceil(threads);
-                let block_env = &block_env;
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = raw_transactions
-                        .chunks(chunk)
-                        .enumerate()
-                        .map(|(c, raws)| {
-                            scope.spawn(move || {
-                                raws.iter()
-                                    .enumerate()
-                                    .map(|(k, raw)| {
-                                        prepare_one(env, block_env, (c * chunk + k) as TxIndex, raw)
-                                    })
-                                    .collect::<Vec<_>>()
-                            })
-                        })
-                        .collect();
-                    let mut out = Vec::with_capacity(n);
-                    for (c, handle) in handles.into_iter().enumerate() {
-                        match handle.join() {
-                            Ok(part) => out.extend(part),
-                            Err(_) => out.push(Err(BlockError::Decode {
-                                index: (c * chunk) as TxIndex,
-                                reason: "panic during decoding".into(),
-                            })),
-                        }
-                    }
-                    out
-                })
+                    .map(|(k, raw)| prepare_one(env, block_env, (c * chunk + k) as TxIndex, raw))
+                    .collect::<Vec<_>>()
             };
+            std::thread::scope(|scope| {
+                let mut chunks = raw_transactions.chunks(chunk).enumerate();
+                let first = chunks.next();
+                let handles: Vec<_> = chunks
+                    .map(|(c, raws)| (c, scope.spawn(move || prepare_chunk(c, raws))))
+                    .collect();
+                let mut out = Vec::with_capacity(n);
+                if let Some((c, raws)) = first {
+                    out.extend(prepare_chunk(c, raws));
+                }
+                for (c, handle) in handles {
+                    match handle.join() {
+                        Ok(part) => out.extend(part),
+                        Err(_) => out.push(Err(BlockError::Decode {
+                            index: (c * chunk) as TxIndex,
+                            reason: "panic during decoding".into(),
+                        })),
+                    }
+                }
+                out
+            })
+        };
         let mut txs = Vec::with_capacity(n);
         let mut senders = Vec::with_capacity(n);
         for item in prepared {
