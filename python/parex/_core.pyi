@@ -1,5 +1,6 @@
 """Typed stubs of the `parex._core` extension module (crates/parex-python)."""
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final, TypedDict, final
 
@@ -14,6 +15,13 @@ __all__ = [
     "sign_transactions",
     "state_root",
     "transactions_root",
+    "call",
+    "decode_transaction",
+    "estimate_gas",
+    "seal_header",
+    "CallInvalid",
+    "CallResult",
+    "Store",
     "DecodeError",
     "InvalidTransaction",
     "ParexError",
@@ -59,6 +67,7 @@ class DecodeError(TransactionError): ...
 class SignatureError(TransactionError): ...
 class InvalidTransaction(TransactionError): ...
 class StateError(ParexError): ...
+class CallInvalid(ParexError): ...
 
 @final
 class Log:
@@ -183,3 +192,108 @@ def logs_bloom(result: BlockResult) -> bytes: ...
 def transactions_root(transactions: Iterable[bytes | bytearray]) -> bytes: ...
 def state_root(state: State) -> bytes: ...
 def logs_hash(result: BlockResult) -> bytes: ...
+
+class _Authorization(TypedDict):
+    chain_id: int
+    address: bytes
+    nonce: int
+    y_parity: int
+    r: int
+    s: int
+
+class _DecodedTransaction(TypedDict):
+    hash: bytes
+    sender: bytes
+    type: int
+    chain_id: int | None
+    nonce: int
+    gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int | None
+    max_fee_per_blob_gas: int | None
+    blob_versioned_hashes: list[bytes]
+    to: bytes | None
+    value: int
+    input: bytes
+    access_list: list[tuple[bytes, list[bytes]]]
+    authorization_list: list[_Authorization]
+    v: int
+    y_parity: int
+    r: int
+    s: int
+
+@final
+class Store:
+    def __new__(cls, path: str | os.PathLike[str]) -> Store: ...
+    def head(self) -> int | None: ...
+    def commit_block(
+        self,
+        number: int,
+        hash: bytes | bytearray | str,
+        record: bytes | bytearray,
+        tx_hashes: Iterable[bytes | bytearray | str],
+        *,
+        result: BlockResult | None = None,
+        genesis: State | None = None,
+        meta: Mapping[str, bytes | bytearray] | None = None,
+    ) -> None: ...
+    def block(self, number: int) -> bytes | None: ...
+    def block_number(self, hash: bytes | bytearray | str) -> int | None: ...
+    def transaction(self, hash: bytes | bytearray | str) -> tuple[int, int] | None: ...
+    def meta(self, name: str) -> bytes | None: ...
+    def load_state(self) -> State: ...
+    def execute(
+        self,
+        env: Mapping[str, Any] | object,
+        transactions: Iterable[bytes | bytearray],
+        *,
+        threads: int | None = None,
+    ) -> BlockResult: ...
+
+@final
+class CallResult:
+    @property
+    def success(self) -> bool: ...
+    @property
+    def reverted(self) -> bool: ...
+    @property
+    def halt_reason(self) -> str | None: ...
+    @property
+    def gas_used(self) -> int: ...
+    @property
+    def output(self) -> bytes: ...
+    @property
+    def logs(self) -> list[Log]: ...
+    @property
+    def contract_address(self) -> bytes | None: ...
+
+def call(
+    env: Mapping[str, Any] | object,
+    state: State,
+    *,
+    sender: _Address | None = None,
+    to: _Address | None = None,
+    gas: int | None = None,
+    max_fee_per_gas: int | None = None,
+    max_priority_fee_per_gas: int | None = None,
+    value: int | None = None,
+    input: bytes | bytearray | None = None,
+    nonce: int | None = None,
+    access_list: Iterable[tuple[_Address, Iterable[bytes | bytearray | str]]] | None = None,
+) -> CallResult: ...
+def estimate_gas(
+    env: Mapping[str, Any] | object,
+    state: State,
+    *,
+    sender: _Address | None = None,
+    to: _Address | None = None,
+    gas: int | None = None,
+    max_fee_per_gas: int | None = None,
+    max_priority_fee_per_gas: int | None = None,
+    value: int | None = None,
+    input: bytes | bytearray | None = None,
+    nonce: int | None = None,
+    access_list: Iterable[tuple[_Address, Iterable[bytes | bytearray | str]]] | None = None,
+) -> int | CallResult: ...
+def decode_transaction(raw: bytes | bytearray) -> _DecodedTransaction: ...
+def seal_header(fields: Mapping[str, Any]) -> tuple[bytes, bytes]: ...

@@ -12,6 +12,9 @@ match its header or the parallel outcome differs.
 ``parex conformance PATH...`` runs the Ethereum execution-spec state tests under PATH through
 the parallel engine and checks post-state roots and logs hashes; it exits with status 1 on any
 failure.
+
+``parex node`` runs a dev chain (the ten standard dev accounts, chain id 31337) with a
+built-in sequencer, a crash-safe store and JSON-RPC on 127.0.0.1:8545; no flags needed.
 """
 
 from __future__ import annotations
@@ -418,6 +421,68 @@ def conformance_command(
         _print_conformance(report, out)
     if not report.ok:
         sys.exit(1)
+
+
+def _default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("parex")) / "node"
+
+
+@main.command("node")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the chain is stored [default: the per-user data folder, e.g. ~/.local/share/parex/node].",
+)
+@click.option("--genesis", "genesis_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A geth-style genesis JSON file [default: the dev preset].")
+@click.option("--chain-id", type=int, default=None, callback=_positive,
+              help="Chain id [default: the genesis file's, else 31337].")
+@click.option("--gas-limit", type=int, default=None, callback=_positive,
+              help="Block gas limit [default: the genesis file's, else 30,000,000].")
+@click.option("--http-port", type=click.IntRange(0, 65535), default=8545, show_default=True, help="JSON-RPC port on 127.0.0.1.")
+@click.option("--authrpc-port", type=click.IntRange(0, 65535), default=8551, show_default=True,
+              help="Engine API port on 127.0.0.1 (JWT); 0 disables it.")
+@click.option("--block-time", type=click.FloatRange(0.01, 3600), default=0.25, show_default=True,
+              help="Seconds between blocks.")
+@click.option("--jwt-secret", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Hex JWT secret for the Engine API [default: DATA_DIR/jwt.hex, created if absent].")
+@click.option("--threads", type=int, default=None, callback=_positive, help="Block-STM workers [default: one per CPU].")
+def node_command(
+    data_dir: Path | None,
+    genesis_file: Path | None,
+    chain_id: int | None,
+    gas_limit: int | None,
+    http_port: int,
+    authrpc_port: int,
+    block_time: float,
+    jwt_secret: Path | None,
+    threads: int | None,
+) -> None:
+    """Run a dev chain: sequencer, persistence, JSON-RPC and the Engine API."""
+    from .engine import default_threads
+    from .node import ChainError, GenesisError, NodeConfig, dev_genesis, load_genesis, run_node
+    from .node.genesis import DEFAULT_CHAIN_ID, DEFAULT_GAS_LIMIT
+
+    try:
+        if genesis_file is not None:
+            genesis = load_genesis(genesis_file, chain_id=chain_id, gas_limit=gas_limit)
+        else:
+            genesis = dev_genesis(chain_id or DEFAULT_CHAIN_ID, gas_limit or DEFAULT_GAS_LIMIT)
+        config = NodeConfig(
+            data_dir=data_dir or _default_data_dir(),
+            genesis=genesis,
+            http_port=http_port,
+            authrpc_port=authrpc_port,
+            block_time=block_time,
+            jwt_secret=jwt_secret,
+            threads=threads or default_threads(),
+        )
+        run_node(config)
+    except (GenesisError, ChainError) as e:
+        raise click.ClickException(str(e)) from e
 
 
 if __name__ == "__main__":

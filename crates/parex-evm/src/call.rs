@@ -7,7 +7,7 @@
 //! account without ether can still call; a call that names no nonce skips the nonce check.
 
 use crate::env::{revm_block_env, revm_cfg_env};
-use alloy_eips::eip2930::AccessList;
+pub use alloy_eips::eip2930::{AccessList, AccessListItem};
 use parex_primitives::{Address, BlockEnv, Bytes, Log, B256, U256};
 use parex_state::StateViewRef;
 use revm::context::result::{EVMError, ExecutionResult, HaltReason, Output};

@@ -7,6 +7,7 @@
 mod conformance;
 mod convert;
 mod errors;
+mod node;
 mod replay;
 mod result;
 mod state;
@@ -345,6 +346,8 @@ mod _core {
     use crate::result::{AccountChange, BlockResult, Log, Receipt};
     #[pymodule_export]
     use crate::state::State;
+    #[pymodule_export]
+    use crate::node::{call, decode_transaction, estimate_gas, seal_header, CallInvalid, CallResult, Store};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
