@@ -42,6 +42,8 @@ from .rpc import Rpc
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 """geth's HTTP body limit."""
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+"""Up to this much of a too-large body is read and dropped before answering 413."""
 MAX_BLOCK_TXS = 20_000
 
 
@@ -113,13 +115,19 @@ def rpc_app(rpc: Rpc) -> Starlette:
 
     async def endpoint(request: Request) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return _too_large()
+        declared_too_large = length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES
         body = bytearray()
+        received = 0
         async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return _too_large()
+            received += len(chunk)
+            if received > DRAIN_LIMIT_BYTES:
+                break
+            if not declared_too_large and received <= MAX_BODY_BYTES:
+                body += chunk
+        if declared_too_large or received > MAX_BODY_BYTES:
+            # The body was read (up to DRAIN_LIMIT_BYTES) and dropped, so that the client
+            # gets the answer instead of a connection reset mid-upload.
+            return _too_large()
         from starlette.concurrency import run_in_threadpool
 
         out = await run_in_threadpool(rpc.handle, bytes(body))
