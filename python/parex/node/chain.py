@@ -84,6 +84,7 @@ class BlockRecord:
     tx_hashes: tuple[Hash32, ...]
     senders: tuple[Address, ...]
     receipts: tuple[ReceiptRecord, ...]
+    parent_beacon_block_root: Hash32 = bytes(32)
 
     def encode(self) -> bytes:
         h = bytes.hex
@@ -106,6 +107,7 @@ class BlockRecord:
                 "blob_gas_used": self.blob_gas_used,
                 "excess_blob_gas": self.excess_blob_gas,
                 "size": self.size,
+                "parent_beacon_block_root": h(self.parent_beacon_block_root),
                 "transactions": [h(t) for t in self.transactions],
                 "tx_hashes": [h(t) for t in self.tx_hashes],
                 "senders": [h(s) for s in self.senders],
@@ -147,6 +149,7 @@ class BlockRecord:
             blob_gas_used=d["blob_gas_used"],
             excess_blob_gas=d["excess_blob_gas"],
             size=d["size"],
+            parent_beacon_block_root=b(d.get("parent_beacon_block_root", "00" * 32)),
             transactions=tuple(b(t) for t in d["transactions"]),
             tx_hashes=tuple(b(t) for t in d["tx_hashes"]),
             senders=tuple(b(s) for s in d["senders"]),
@@ -194,6 +197,16 @@ class Built:
     result: BlockResult | None
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A block executed on top of the head but not committed (an Engine API payload)."""
+
+    block: BlockRecord
+    result: BlockResult | None
+    post_state: State
+    dropped: tuple[tuple[bytes, str], ...]
+
+
 def _seal(fields: dict[str, Any]) -> tuple[bytes, bytes]:
     return _core.seal_header(fields)
 
@@ -213,6 +226,8 @@ class Chain:
         self.coinbase: Address = bytes.fromhex(config["coinbase"][2:])
         self.threads = threads
         self.lock = threading.RLock()
+        # Serialises block writers (the sequencer, the Engine API); readers take `lock` only.
+        self.write_lock = threading.RLock()
         self.failed: str | None = None
         self._records: OrderedDict[int, BlockRecord] = OrderedDict()
         self._cache(head)
@@ -231,10 +246,11 @@ class Chain:
         head_number = store.head()
         if head_number is None:
             state = genesis.state()
-            fields = {
+            genesis_root = _core.state_root(state)
+            fields: dict[str, Any] = {
                 "parent_hash": bytes(32),
                 "beneficiary": genesis.coinbase,
-                "state_root": _core.state_root(state),
+                "state_root": genesis_root,
                 "transactions_root": EMPTY_ROOT,
                 "receipts_root": EMPTY_ROOT,
                 "logs_bloom": bytes(256),
@@ -261,7 +277,7 @@ class Chain:
                 gas_limit=genesis.gas_limit,
                 gas_used=0,
                 base_fee=genesis.base_fee,
-                state_root=fields["state_root"],
+                state_root=genesis_root,
                 transactions_root=EMPTY_ROOT,
                 receipts_root=EMPTY_ROOT,
                 logs_bloom=bytes(256),
@@ -363,116 +379,177 @@ class Chain:
 
     def build_block(self, transactions: list[bytes], timestamp: int | None = None) -> Built:
         """
-        Executes ``transactions`` as the next block (dropping those the engine rejects),
-        commits it and makes it the head. Raises ``ChainError`` when the store fails.
+        The sequencer's step: executes ``transactions`` as the next block (dropping those the
+        engine rejects), commits it and makes it the head. The changes are applied to the hot
+        state in place (no copy). Raises ``ChainError`` when the store fails.
         """
-        if self.failed:
-            raise ChainError(self.failed)
-        env = self.pending_env(timestamp)
+        with self.write_lock:
+            if self.failed:
+                raise ChainError(self.failed)
+            env = self.pending_env(timestamp)
+            txs, result, dropped = self._execute(env, transactions, drop_invalid=True, state=self.state)
+            with self.lock:
+                if result is not None:
+                    self.state.apply(result)
+                state_root = _core.state_root(self.state) if result is not None else self.head.state_root
+                record = self._record(env, txs, result, state_root, bytes(32), b"")
+                self.state.set_block_hash(env.number, record.hash)
+                self._commit(record, result)
+            return Built(record, tuple(dropped), result)
+
+    def prepare_block(
+        self,
+        env: BlockEnv,
+        transactions: list[bytes],
+        *,
+        parent_beacon_block_root: Hash32 = bytes(32),
+        extra_data: bytes = b"",
+        drop_invalid: bool = False,
+    ) -> Prepared:
+        """
+        Executes a block on top of the head without committing it (Engine API payloads):
+        the post-state is a copy. Raises ``_core.TransactionError`` for an invalid
+        transaction unless ``drop_invalid``.
+        """
+        with self.write_lock:
+            parent = self.head
+            base = self.state.copy()
+        txs, result, dropped = self._execute(env, transactions, drop_invalid=drop_invalid, state=base)
+        post = base.copy()
+        if result is not None:
+            post.apply(result)
+        state_root = _core.state_root(post) if result is not None else parent.state_root
+        record = self._record(env, txs, result, state_root, parent_beacon_block_root, extra_data, parent=parent)
+        post.set_block_hash(env.number, record.hash)
+        return Prepared(record, result, post, tuple(dropped))
+
+    def commit_prepared(self, prepared: Prepared) -> None:
+        """Commits a prepared block whose parent is still the head, and makes it the head."""
+        with self.write_lock, self.lock:
+            if self.failed:
+                raise ChainError(self.failed)
+            if prepared.block.parent_hash != self.head.hash:
+                raise ChainError(
+                    f"block {prepared.block.number} does not extend the head "
+                    f"0x{self.head.hash.hex()} (parex keeps one chain and does not reorg)"
+                )
+            self._commit(prepared.block, prepared.result)
+            self.state = prepared.post_state
+
+    def _execute(
+        self, env: BlockEnv, transactions: list[bytes], *, drop_invalid: bool, state: State
+    ) -> tuple[list[bytes], BlockResult | None, list[tuple[bytes, str]]]:
         txs = list(transactions)
         dropped: list[tuple[bytes, str]] = []
-        result: BlockResult | None = None
-        while True:
+        while txs:
             try:
-                result = _core.execute(env, txs, self.state, threads=self.threads)
-                break
+                return txs, _core.execute(env, txs, state, threads=self.threads), dropped
             except _core.TransactionError as e:
+                if not drop_invalid:
+                    raise
                 index = e.index if e.index is not None else 0
                 dropped.append((txs.pop(index), e.reason or str(e)))
-        with self.lock:
-            if result is not None and len(txs) > 0:
-                self.state.apply(result)
-                state_root = _core.state_root(self.state)
-                receipts_root = _core.receipts_root(result)
-                logs_bloom = _core.logs_bloom(result)
-                gas_used = result.gas_used
+        return txs, None, dropped
+
+    def _record(
+        self,
+        env: BlockEnv,
+        txs: list[bytes],
+        result: BlockResult | None,
+        state_root: Hash32,
+        parent_beacon_block_root: Hash32,
+        extra_data: bytes,
+        parent: BlockRecord | None = None,
+    ) -> BlockRecord:
+        parent = parent or self.head
+        if result is not None:
+            receipts_root = _core.receipts_root(result)
+            logs_bloom = _core.logs_bloom(result)
+            gas_used = result.gas_used
+        else:
+            receipts_root = EMPTY_ROOT
+            logs_bloom = bytes(256)
+            gas_used = 0
+        transactions_root = _core.transactions_root(txs) if txs else EMPTY_ROOT
+        decoded = [_core.decode_transaction(t) for t in txs]
+        blob_gas_used = sum(131072 * len(info["blob_versioned_hashes"]) for info in decoded)
+        fields: dict[str, Any] = {
+            "parent_hash": parent.hash,
+            "beneficiary": env.beneficiary,
+            "state_root": state_root,
+            "transactions_root": transactions_root,
+            "receipts_root": receipts_root,
+            "logs_bloom": logs_bloom,
+            "number": env.number,
+            "gas_limit": env.gas_limit,
+            "gas_used": gas_used,
+            "timestamp": env.timestamp,
+            "extra_data": extra_data,
+            "mix_hash": env.prevrandao,
+            "base_fee_per_gas": env.base_fee,
+            "withdrawals_root": EMPTY_ROOT,
+            "blob_gas_used": blob_gas_used,
+            "excess_blob_gas": env.excess_blob_gas or 0,
+            "parent_beacon_block_root": parent_beacon_block_root,
+            "requests_hash": EMPTY_REQUESTS_HASH,
+        }
+        block_hash, rlp = _seal(fields)
+        receipts: list[ReceiptRecord] = []
+        if result is not None:
+            for receipt, info in zip(result.receipts, decoded):
+                tip = info["max_priority_fee_per_gas"]
+                cap = info["max_fee_per_gas"]
+                price = cap if tip is None else min(cap, env.base_fee + tip)
+                receipts.append(
+                    ReceiptRecord(
+                        tx_type=receipt.tx_type,
+                        success=receipt.success,
+                        gas_used=receipt.gas_used,
+                        cumulative_gas_used=receipt.cumulative_gas_used,
+                        logs=tuple((log.address, tuple(log.topics), log.data) for log in receipt.logs),
+                        contract_address=receipt.contract_address,
+                        effective_gas_price=price,
+                    )
+                )
+        return BlockRecord(
+            number=env.number,
+            hash=block_hash,
+            parent_hash=parent.hash,
+            timestamp=env.timestamp,
+            beneficiary=env.beneficiary,
+            gas_limit=env.gas_limit,
+            gas_used=gas_used,
+            base_fee=env.base_fee,
+            state_root=state_root,
+            transactions_root=transactions_root,
+            receipts_root=receipts_root,
+            logs_bloom=logs_bloom,
+            mix_hash=env.prevrandao,
+            extra_data=extra_data,
+            blob_gas_used=blob_gas_used,
+            excess_blob_gas=env.excess_blob_gas or 0,
+            size=len(rlp) + sum(len(t) for t in txs) + 8,
+            transactions=tuple(txs),
+            tx_hashes=tuple(result.tx_hashes) if result is not None else (),
+            senders=tuple(result.senders) if result is not None else (),
+            receipts=tuple(receipts),
+            parent_beacon_block_root=parent_beacon_block_root,
+        )
+
+    def _commit(self, record: BlockRecord, result: BlockResult | None) -> None:
+        """Writes ``record`` (and ``result``'s changes) in one transaction; publishes it."""
+        try:
+            if result is not None:
+                self.store.commit_block(
+                    record.number, record.hash, record.encode(), list(record.tx_hashes), result=result
+                )
             else:
-                state_root = self.head.state_root
-                receipts_root = EMPTY_ROOT
-                logs_bloom = bytes(256)
-                gas_used = 0
-            transactions_root = _core.transactions_root(txs) if txs else EMPTY_ROOT
-            blob_gas_used = 0
-            decoded = [_core.decode_transaction(t) for t in txs] if txs else []
-            for info in decoded:
-                blob_gas_used += 131072 * len(info["blob_versioned_hashes"])
-            fields = {
-                "parent_hash": self.head.hash,
-                "beneficiary": env.beneficiary,
-                "state_root": state_root,
-                "transactions_root": transactions_root,
-                "receipts_root": receipts_root,
-                "logs_bloom": logs_bloom,
-                "number": env.number,
-                "gas_limit": env.gas_limit,
-                "gas_used": gas_used,
-                "timestamp": env.timestamp,
-                "extra_data": b"",
-                "mix_hash": env.prevrandao,
-                "base_fee_per_gas": env.base_fee,
-                "withdrawals_root": EMPTY_ROOT,
-                "blob_gas_used": blob_gas_used,
-                "excess_blob_gas": env.excess_blob_gas or 0,
-                "parent_beacon_block_root": bytes(32),
-                "requests_hash": EMPTY_REQUESTS_HASH,
-            }
-            block_hash, rlp = _seal(fields)
-            receipts: list[ReceiptRecord] = []
-            if result is not None and txs:
-                for receipt, info in zip(result.receipts, decoded):
-                    tip = info["max_priority_fee_per_gas"]
-                    cap = info["max_fee_per_gas"]
-                    price = cap if tip is None else min(cap, env.base_fee + tip)
-                    receipts.append(
-                        ReceiptRecord(
-                            tx_type=receipt.tx_type,
-                            success=receipt.success,
-                            gas_used=receipt.gas_used,
-                            cumulative_gas_used=receipt.cumulative_gas_used,
-                            logs=tuple(
-                                (log.address, tuple(log.topics), log.data) for log in receipt.logs
-                            ),
-                            contract_address=receipt.contract_address,
-                            effective_gas_price=price,
-                        )
-                    )
-            record = BlockRecord(
-                number=env.number,
-                hash=block_hash,
-                parent_hash=self.head.hash,
-                timestamp=env.timestamp,
-                beneficiary=env.beneficiary,
-                gas_limit=env.gas_limit,
-                gas_used=gas_used,
-                base_fee=env.base_fee,
-                state_root=state_root,
-                transactions_root=transactions_root,
-                receipts_root=receipts_root,
-                logs_bloom=logs_bloom,
-                mix_hash=env.prevrandao,
-                extra_data=b"",
-                blob_gas_used=blob_gas_used,
-                excess_blob_gas=env.excess_blob_gas or 0,
-                size=len(rlp) + sum(len(t) for t in txs) + 8,
-                transactions=tuple(txs),
-                tx_hashes=tuple(result.tx_hashes) if result is not None and txs else (),
-                senders=tuple(result.senders) if result is not None and txs else (),
-                receipts=tuple(receipts),
-            )
-            self.state.set_block_hash(env.number, block_hash)
-            try:
-                if result is not None and txs:
-                    self.store.commit_block(
-                        env.number, block_hash, record.encode(), list(record.tx_hashes), result=result
-                    )
-                else:
-                    self.store.commit_block(env.number, block_hash, record.encode(), [])
-            except Exception as e:
-                self.failed = f"the store failed to commit block {env.number}: {e}"
-                raise ChainError(self.failed) from e
-            self.head = record
-            self._cache(record)
-        return Built(record, tuple(dropped), result)
+                self.store.commit_block(record.number, record.hash, record.encode(), [])
+        except Exception as e:
+            self.failed = f"the store failed to commit block {record.number}: {e}"
+            raise ChainError(self.failed) from e
+        self.head = record
+        self._cache(record)
 
 
 def replay_chain(store: Store, genesis_state: State, *, threads: int = 1) -> State:

@@ -357,7 +357,7 @@ class Rpc:
             "withdrawalsRoot": "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421",
             "blobGasUsed": qty(record.blob_gas_used),
             "excessBlobGas": qty(record.excess_blob_gas),
-            "parentBeaconBlockRoot": data(bytes(32)),
+            "parentBeaconBlockRoot": data(record.parent_beacon_block_root),
             "requestsHash": "0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             "mixHash": data(record.mix_hash),
         }
