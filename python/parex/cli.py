@@ -445,8 +445,9 @@ def _default_data_dir() -> Path:
 @click.option("--http-port", type=click.IntRange(0, 65535), default=8545, show_default=True, help="JSON-RPC port on 127.0.0.1.")
 @click.option("--authrpc-port", type=click.IntRange(0, 65535), default=8551, show_default=True,
               help="Engine API port on 127.0.0.1 (JWT); 0 disables it.")
-@click.option("--block-time", type=click.FloatRange(0.01, 3600), default=0.25, show_default=True,
-              help="Seconds between blocks.")
+@click.option("--block-time", type=click.FloatRange(0, 3600), default=0.25, show_default=True,
+              help="Seconds between blocks; 0 turns the built-in sequencer off (a consensus "
+              "client drives blocks through the Engine API).")
 @click.option("--jwt-secret", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Hex JWT secret for the Engine API [default: DATA_DIR/jwt.hex, created if absent].")
 @click.option("--threads", type=int, default=None, callback=_positive, help="Block-STM workers [default: one per CPU].")

@@ -202,6 +202,7 @@ class Rpc:
             "eth_getTransactionByBlockNumberAndIndex": self.get_transaction_by_number_and_index,
             "eth_getTransactionByBlockHashAndIndex": self.get_transaction_by_hash_and_index,
             "eth_getTransactionReceipt": self.get_transaction_receipt,
+            "eth_getRawTransactionByHash": self.get_raw_transaction_by_hash,
             "eth_gasPrice": lambda p: qty(next_base_fee(self.chain.head) + SUGGESTED_TIP),
             "eth_maxPriorityFeePerGas": lambda p: qty(SUGGESTED_TIP),
             "eth_blobBaseFee": lambda p: "0x1",
@@ -614,6 +615,14 @@ class Rpc:
         if pooled is not None:
             return self._tx_json(None, 0, pooled.raw)
         return None
+
+    def get_raw_transaction_by_hash(self, params: list[Any]) -> str | None:
+        tx_hash = parse_data(self._arg(params, 0, "hash"), 0, "hash", 32)
+        found = self.chain.transaction(tx_hash)
+        if found is not None:
+            return data(found[0].transactions[found[1]])
+        pooled = self.mempool.get(tx_hash)
+        return None if pooled is None else data(pooled.raw)
 
     def get_transaction_by_number_and_index(self, params: list[Any]) -> dict[str, Any] | None:
         record = self.chain.block(self._block_number(self._arg(params, 0, "block"), 0))

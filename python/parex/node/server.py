@@ -185,7 +185,12 @@ def print_banner(config: NodeConfig, chain: Chain, accounts: tuple[DevAccount, .
             lines.append(f"({i}) {to_checksum_address(account.address)}  private key 0x{account.secret.hex()}")
         lines.append("")
     lines.append(f"JSON-RPC on http://{config.host}:{config.http_port}")
-    lines.append(f"block time {config.block_time}s")
+    if config.authrpc_port:
+        lines.append(f"Engine API on http://{config.host}:{config.authrpc_port} (JWT)")
+    if config.block_time > 0:
+        lines.append(f"Sequencer: a block every {config.block_time}s")
+    else:
+        lines.append("Sequencer off: blocks come through the Engine API")
     print("\n".join(lines), flush=True)
 
 
@@ -195,13 +200,15 @@ def run_node(config: NodeConfig) -> None:
     mempool = Mempool(chain.chain_id, chain.gas_limit)
     accounts = config.genesis.dev_accounts
     rpc = Rpc(chain, mempool, accounts)
-    sequencer = Sequencer(chain, mempool, config.block_time)
+    sequencer = Sequencer(chain, mempool, config.block_time) if config.block_time > 0 else None
     servers = [_server(rpc_app(rpc), config.host, config.http_port)]
     engine_api = None
     if config.authrpc_port:
-        from .engine_api import engine_app
+        from .engine_api import EngineApi, engine_app
 
-        engine_api = engine_app(chain, mempool, config.jwt_secret or config.data_dir / "jwt.hex")
+        engine_api = engine_app(
+            EngineApi(chain, mempool, rpc), config.jwt_secret or config.data_dir / "jwt.hex"
+        )
         servers.append(_server(engine_api, config.host, config.authrpc_port))
 
     async def main() -> None:
@@ -221,12 +228,14 @@ def run_node(config: NodeConfig) -> None:
             await asyncio.sleep(0.01)
         else:
             print_banner(config, chain, accounts)
-            sequencer.start()
+            if sequencer is not None:
+                sequencer.start()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
         asyncio.run(main())
     finally:
-        sequencer.stop()
+        if sequencer is not None:
+            sequencer.stop()
     if not all(s.started for s in servers):
         raise SystemExit(f"parex node: could not listen on {config.host}:{config.http_port}/{config.authrpc_port}")
