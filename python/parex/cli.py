@@ -486,5 +486,55 @@ def node_command(
         raise click.ClickException(str(e)) from e
 
 
+@main.command("load")
+@click.option("--url", default="http://127.0.0.1:8545", show_default=True, help="The node's JSON-RPC URL.")
+@click.option("--workload", type=click.Choice(["erc20", "transfer"]), default="erc20", show_default=True)
+@click.option("--senders", type=int, default=500, show_default=True, callback=_positive, help="Sending accounts.")
+@click.option("--per-sender", type=int, default=20, show_default=True, callback=_positive,
+              help="Transactions per sender (nonce chains).")
+@click.option("--clients", type=int, default=4, show_default=True, callback=_positive, help="Submitting HTTP clients.")
+@click.option("--batch", type=int, default=100, show_default=True, callback=_positive,
+              help="Transactions per JSON-RPC batch.")
+@click.option("--key", default="0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+              show_default="the first dev account", help="Private key that funds the senders.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, nothing else.")
+def load_command(
+    url: str, workload: str, senders: int, per_sender: int, clients: int, batch: int, key: str, as_json: bool
+) -> None:
+    """Send signed transactions to a node over JSON-RPC; report tx/s, block fill and latency."""
+    from .node.load import LoadError, run_load
+
+    try:
+        secret = bytes.fromhex(key.removeprefix("0x"))
+    except ValueError:
+        raise click.BadParameter("not hex", param_hint="--key") from None
+    err = Console(stderr=True)
+    try:
+        report = run_load(
+            url,
+            workload=workload,
+            senders=senders,
+            per_sender=per_sender,
+            clients=clients,
+            batch=batch,
+            funder_secret=secret,
+            progress=(lambda m: None) if as_json else (lambda m: err.print(f"[dim]{m}[/dim]")),
+        )
+    except (LoadError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    table = Table(title=f"parex load: {workload} over {url}")
+    for name in ("transactions", "included", "tx/s", "blocks", "txs/block", "block fill", "p50 ms", "p99 ms"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        str(report.transactions), str(report.included), f"{report.tx_per_second:,.0f}", str(report.blocks),
+        f"{report.txs_per_block:,.0f}", f"{report.block_fill:.0%}", f"{report.latency_p50_ms:,.0f}",
+        f"{report.latency_p99_ms:,.0f}",
+    )
+    _stdout().print(table)
+
+
 if __name__ == "__main__":
     main()
