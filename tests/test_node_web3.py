@@ -199,3 +199,76 @@ def test_parex_load_reports_every_transaction_included(parex_node: NodeProcess) 
         assert report["tx_per_second"] > 0 and report["blocks"] >= 1
         assert 0 < report["block_fill"] <= 1
         assert 0 <= report["latency_p50_ms"] <= report["latency_p99_ms"]
+
+
+def _verify_mpt(root: bytes, key: bytes, proof: list[bytes]) -> bytes | None:
+    """Walks an MPT proof from ``root`` for keccak(key); the leaf value, or None if absent."""
+    import _rlp
+
+    from parex import keccak256
+
+    nibbles = keccak256(key).hex()
+    expected = root
+    for node in proof:
+        assert keccak256(node) == expected, "proof node does not hash to its parent's reference"
+        items = _rlp.decode(node)
+        assert isinstance(items, list)
+        if len(items) == 17:
+            if not nibbles:
+                value = items[16]
+                assert isinstance(value, bytes)
+                return value or None
+            child = items[int(nibbles[0], 16)]
+            nibbles = nibbles[1:]
+            if child == b"":
+                return None
+            assert isinstance(child, bytes)
+            expected = child
+            continue
+        path, value = items
+        assert isinstance(path, bytes) and isinstance(value, bytes)
+        flag = path[0] >> 4
+        encoded = path.hex()[1 if flag & 1 else 2 :]
+        if flag >= 2:  # leaf
+            return value if encoded == nibbles else None
+        if not nibbles.startswith(encoded):
+            return None
+        nibbles = nibbles[len(encoded) :]
+        expected = value
+    return None
+
+
+def test_get_proof_verifies_against_the_state_root(parex_node: NodeProcess) -> None:
+    import _rlp
+
+    w3 = web3(parex_node)
+    artifact = contracts.load("Token")
+    factory = w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
+    receipt = send(w3, DEV_KEYS[0], factory.constructor("Proof", "PF").build_transaction(  # type: ignore[arg-type]
+        {"from": DEV_ADDRESS, "nonce": w3.eth.get_transaction_count(DEV_ADDRESS, "pending"),
+         "maxFeePerGas": 10 * 10**9, "maxPriorityFeePerGas": 10**9}))
+    token = receipt["contractAddress"]
+    # Freeze the head: read the block and the proof at the same height.
+    for _ in range(50):
+        number = w3.eth.block_number
+        proof = w3.provider.make_request("eth_getProof", [token, ["0x0", "0x1", "0x9"], hex(number)])  # type: ignore[arg-type]
+        if "result" in proof:
+            break
+    result = proof["result"]
+    root = bytes(w3.eth.get_block(number)["stateRoot"])
+    account = _verify_mpt(root, bytes.fromhex(token[2:]), [bytes.fromhex(n[2:]) for n in result["accountProof"]])  # type: ignore[index]
+    assert account is not None
+    nonce, balance, storage_hash, code_hash = _rlp.decode(account)  # type: ignore[misc]
+    assert "0x" + storage_hash.hex() == result["storageHash"]
+    assert "0x" + code_hash.hex() == result["codeHash"] == Web3.keccak(artifact.deployed_bytecode).to_0x_hex()
+    assert int.from_bytes(nonce, "big") == int(result["nonce"], 16) == 1
+    for item in result["storageProof"]:
+        slot = int(item["key"], 16).to_bytes(32, "big")
+        value = _verify_mpt(bytes.fromhex(result["storageHash"][2:]), slot, [bytes.fromhex(n[2:]) for n in item["proof"]])
+        expected = int(item["value"], 16)
+        assert (int.from_bytes(_rlp.decode(value), "big") if value else 0) == expected  # type: ignore[arg-type]
+    assert int(result["storageProof"][0]["value"], 16) != 0  # slot 0: the name string
+    absent = w3.provider.make_request("eth_getProof", ["0x" + "99" * 20, [], hex(number)])  # type: ignore[arg-type]
+    if "result" in absent:
+        missing = _verify_mpt(root, bytes([0x99] * 20), [bytes.fromhex(n[2:]) for n in absent["result"]["accountProof"]])
+        assert missing is None

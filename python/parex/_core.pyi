@@ -15,6 +15,7 @@ __all__ = [
     "sign_transactions",
     "state_root",
     "transactions_root",
+    "account_proof",
     "call",
     "decode_transaction",
     "estimate_gas",
@@ -297,3 +298,20 @@ def estimate_gas(
 ) -> int | CallResult: ...
 def decode_transaction(raw: bytes | bytearray) -> _DecodedTransaction: ...
 def seal_header(fields: Mapping[str, Any]) -> tuple[bytes, bytes]: ...
+
+class _StorageProof(TypedDict):
+    slot: int
+    value: int
+    proof: list[bytes]
+
+class _AccountProof(TypedDict):
+    address: bytes
+    exists: bool
+    balance: int
+    nonce: int
+    code_hash: bytes
+    storage_root: bytes
+    account_proof: list[bytes]
+    storage_proofs: list[_StorageProof]
+
+def account_proof(state: State, address: _Address, slots: Iterable[int]) -> _AccountProof: ...

@@ -341,13 +341,16 @@ mod _core {
         DecodeError, InvalidTransaction, ParexError, SignatureError, StateError, TransactionError,
     };
     #[pymodule_export]
+    use crate::node::{
+        account_proof, call, decode_transaction, estimate_gas, seal_header, CallInvalid,
+        CallResult, Store,
+    };
+    #[pymodule_export]
     use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};
     #[pymodule_export]
     use crate::result::{AccountChange, BlockResult, Log, Receipt};
     #[pymodule_export]
     use crate::state::State;
-    #[pymodule_export]
-    use crate::node::{call, decode_transaction, estimate_gas, seal_header, CallInvalid, CallResult, Store};
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -3,8 +3,7 @@
 //! GIL; panics are caught and raised as `ParexError`.
 
 use crate::convert::{
-    address_arg, b256_arg, bad, bytes_arg, bytes_to_py, fixed_arg, u256_arg, u256_to_py,
-    uint_arg,
+    address_arg, b256_arg, bad, bytes_arg, bytes_to_py, fixed_arg, u256_arg, u256_to_py, uint_arg,
 };
 use crate::errors::{panic_error, ParexError, StateError};
 use crate::result::{BlockResult, Log};
@@ -110,9 +109,7 @@ impl Store {
         let mut meta_entries: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(meta) = meta {
             for (key, value) in meta.iter() {
-                let key: String = key
-                    .extract()
-                    .map_err(|_| bad("meta", "keys must be str"))?;
+                let key: String = key.extract().map_err(|_| bad("meta", "keys must be str"))?;
                 let value = bytes_arg(&format!("meta[{key:?}]"), &value)?;
                 meta_entries.push((key, value));
             }
@@ -164,7 +161,11 @@ impl Store {
     }
 
     /// The record of block `number`, or `None`.
-    fn block<'py>(&self, py: Python<'py>, number: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn block<'py>(
+        &self,
+        py: Python<'py>,
+        number: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let number: u64 = uint_arg("number", number)?;
         let store = Arc::clone(&self.inner);
         let record = py
@@ -233,7 +234,9 @@ impl Store {
         };
         let outcome = py.detach(move || {
             caught("block execution", || {
-                let view = store.view().map_err(|e| parex_evm::BlockError::State(e.to_string()))?;
+                let view = store
+                    .view()
+                    .map_err(|e| parex_evm::BlockError::State(e.to_string()))?;
                 parex_evm::execute_block(&env, &transactions, &view, &config)
             })
         })?;
@@ -423,9 +426,8 @@ pub fn call(
         access_list,
     )?;
     let state = Arc::clone(&state.borrow().inner);
-    let outcome = py.detach(move || {
-        caught("call", || parex_evm::call::call(&env, &request, &*state))
-    })?;
+    let outcome =
+        py.detach(move || caught("call", || parex_evm::call::call(&env, &request, &*state)))?;
     outcome
         .map(|inner| CallResult { inner })
         .map_err(call_error)
@@ -477,7 +479,10 @@ pub fn estimate_gas(
 /// Decodes one raw EIP-2718 transaction (types 0-4) and recovers its sender; raises
 /// `DecodeError` or `SignatureError`. Returns a dict of its fields (see the stubs).
 #[pyfunction]
-pub fn decode_transaction<'py>(py: Python<'py>, raw: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+pub fn decode_transaction<'py>(
+    py: Python<'py>,
+    raw: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
     let raw = bytes_arg("raw", raw)?;
     let info = caught("decode_transaction", || {
         parex_evm::txinfo::decode_transaction(&raw)
@@ -495,7 +500,12 @@ pub fn decode_transaction<'py>(py: Python<'py>, raw: &Bound<'py, PyAny>) -> PyRe
     out.set_item("max_fee_per_blob_gas", info.max_fee_per_blob_gas)?;
     out.set_item(
         "blob_versioned_hashes",
-        PyList::new(py, info.blob_versioned_hashes.iter().map(|h| bytes_to_py(py, h.as_slice())))?,
+        PyList::new(
+            py,
+            info.blob_versioned_hashes
+                .iter()
+                .map(|h| bytes_to_py(py, h.as_slice())),
+        )?,
     )?;
     out.set_item("to", info.to.map(|a| bytes_to_py(py, a.as_slice())))?;
     out.set_item("value", u256_to_py(py, &info.value)?)?;
@@ -505,7 +515,10 @@ pub fn decode_transaction<'py>(py: Python<'py>, raw: &Bound<'py, PyAny>) -> PyRe
         let keys = PyList::new(py, keys.iter().map(|k| bytes_to_py(py, k.as_slice())))?;
         access_list.append(PyTuple::new(
             py,
-            [bytes_to_py(py, address.as_slice()).into_any(), keys.into_any()],
+            [
+                bytes_to_py(py, address.as_slice()).into_any(),
+                keys.into_any(),
+            ],
         )?)?;
     }
     out.set_item("access_list", access_list)?;
@@ -534,7 +547,10 @@ const HEADER_FIELDS: &str = "parent_hash, beneficiary, state_root, transactions_
 /// ommers, zero difficulty and nonce). `fields` maps the names in the stubs to values;
 /// the fork fields (`withdrawals_root` .. `requests_hash`) may be absent or `None`.
 #[pyfunction]
-pub fn seal_header<'py>(py: Python<'py>, fields: &Bound<'py, PyMapping>) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+pub fn seal_header<'py>(
+    py: Python<'py>,
+    fields: &Bound<'py, PyMapping>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
     let get = |name: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
         match fields.get_item(name) {
             Ok(v) if !v.is_none() => Ok(Some(v)),
@@ -544,15 +560,24 @@ pub fn seal_header<'py>(py: Python<'py>, fields: &Bound<'py, PyMapping>) -> PyRe
         }
     };
     let need = |name: &str| -> PyResult<Bound<'py, PyAny>> {
-        get(name)?.ok_or_else(|| bad(&format!("fields.{name}"), format!("required; header fields are {HEADER_FIELDS}")))
+        get(name)?.ok_or_else(|| {
+            bad(
+                &format!("fields.{name}"),
+                format!("required; header fields are {HEADER_FIELDS}"),
+            )
+        })
     };
     let b256 = |name: &str| -> PyResult<B256> { b256_arg(&format!("fields.{name}"), &need(name)?) };
     let opt_b256 = |name: &str| -> PyResult<Option<B256>> {
-        get(name)?.map(|v| b256_arg(&format!("fields.{name}"), &v)).transpose()
+        get(name)?
+            .map(|v| b256_arg(&format!("fields.{name}"), &v))
+            .transpose()
     };
     let num = |name: &str| -> PyResult<u64> { uint_arg(&format!("fields.{name}"), &need(name)?) };
     let opt_num = |name: &str| -> PyResult<Option<u64>> {
-        get(name)?.map(|v| uint_arg(&format!("fields.{name}"), &v)).transpose()
+        get(name)?
+            .map(|v| uint_arg(&format!("fields.{name}"), &v))
+            .transpose()
     };
     let header = alloy_consensus::Header {
         parent_hash: b256("parent_hash")?,
@@ -585,4 +610,51 @@ pub fn seal_header<'py>(py: Python<'py>, fields: &Bound<'py, PyMapping>) -> PyRe
     alloy_rlp::Encodable::encode(&header, &mut rlp);
     let hash = parex_primitives::keccak256(&rlp);
     Ok((bytes_to_py(py, hash.as_slice()), bytes_to_py(py, &rlp)))
+}
+
+/// The EIP-1186 proof of `address` and of `slots` in its storage against `state_root(state)`
+/// (`eth_getProof`). Builds the whole trie: linear in the state's size.
+#[pyfunction]
+pub fn account_proof<'py>(
+    py: Python<'py>,
+    state: &Bound<'py, State>,
+    address: &Bound<'py, PyAny>,
+    slots: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let address = address_arg("address", address)?;
+    let slots: Vec<parex_primitives::U256> = slots
+        .try_iter()
+        .map_err(|_| bad("slots", "expected a list of storage slots"))?
+        .enumerate()
+        .map(|(i, s)| u256_arg(&format!("slots[{i}]"), &s?))
+        .collect::<PyResult<_>>()?;
+    let state = Arc::clone(&state.borrow().inner);
+    let proof = py.detach(move || {
+        caught("account_proof", || {
+            parex_commitment::account_proof(&state, address, &slots)
+        })
+    })?;
+    let nodes = |list: &[Bytes]| PyList::new(py, list.iter().map(|n| bytes_to_py(py, n)));
+    let out = PyDict::new(py);
+    out.set_item("address", bytes_to_py(py, proof.address.as_slice()))?;
+    let info = proof.info.unwrap_or_default();
+    out.set_item("exists", proof.info.is_some())?;
+    out.set_item("balance", u256_to_py(py, &info.balance)?)?;
+    out.set_item("nonce", info.nonce)?;
+    out.set_item("code_hash", bytes_to_py(py, info.code_hash.as_slice()))?;
+    out.set_item(
+        "storage_root",
+        bytes_to_py(py, proof.storage_root.as_slice()),
+    )?;
+    out.set_item("account_proof", nodes(&proof.account_proof)?)?;
+    let storage = PyList::empty(py);
+    for sp in &proof.storage_proofs {
+        let item = PyDict::new(py);
+        item.set_item("slot", u256_to_py(py, &sp.slot)?)?;
+        item.set_item("value", u256_to_py(py, &sp.value)?)?;
+        item.set_item("proof", nodes(&sp.proof)?)?;
+        storage.append(item)?;
+    }
+    out.set_item("storage_proofs", storage)?;
+    Ok(out)
 }

@@ -195,6 +195,7 @@ class Rpc:
             "eth_getTransactionCount": self.get_transaction_count,
             "eth_getCode": self.get_code,
             "eth_getStorageAt": self.get_storage_at,
+            "eth_getProof": self.get_proof,
             "eth_call": self.call,
             "eth_estimateGas": self.estimate_gas,
             "eth_sendRawTransaction": self.send_raw_transaction,
@@ -432,6 +433,36 @@ class Rpc:
         with self.chain.lock:
             value = self.chain.state.get_storage(address, slot)
         return data(value.to_bytes(32, "big"))
+
+    def get_proof(self, params: list[Any]) -> dict[str, Any]:
+        address = self._address(params, 0)
+        keys = self._arg(params, 1, "storageKeys")
+        if not isinstance(keys, list):
+            raise invalid(1, "storageKeys: expected an array of 32-byte keys")
+        slots = []
+        for key in keys:
+            if not isinstance(key, str) or not key.startswith("0x") or len(key) > 66:
+                raise invalid(1, "storageKeys: expected hex keys of at most 32 bytes")
+            try:
+                slots.append(int(key, 16))
+            except ValueError:
+                raise invalid(1, "storageKeys: invalid hex") from None
+        self._state_block(params, 2)
+        with self.chain.lock:
+            state = self.chain.state.copy()
+        proof = _core.account_proof(state, address, slots)
+        return {
+            "address": data(address),
+            "balance": qty(proof["balance"]),
+            "nonce": qty(proof["nonce"]),
+            "codeHash": data(proof["code_hash"]),
+            "storageHash": data(proof["storage_root"]),
+            "accountProof": [data(n) for n in proof["account_proof"]],
+            "storageProof": [
+                {"key": key, "value": qty(p["value"]), "proof": [data(n) for n in p["proof"]]}
+                for key, p in zip(keys, proof["storage_proofs"])
+            ],
+        }
 
     # -- execution -------------------------------------------------------------------------
 
