@@ -160,6 +160,7 @@ impl Store {
     /// Commits one block (S1, S3): its record, hash, transaction index, state changes and
     /// `meta` entries, in one durable write transaction. Nothing is written on error.
     pub fn commit_block(&self, block: &BlockCommit<'_>) -> Result<(), StoreError> {
+        // S3: the head moves one block at a time.
         let expected = match self.head()? {
             None => 0,
             Some(head) => head + 1,
@@ -170,9 +171,13 @@ impl Store {
                 block.number
             )));
         }
+        // S1: everything below is one write transaction; it is durable (fsync) when `commit`
+        // returns, and an error or a crash before that leaves no trace of it.
         let mut txn = db!("begin", self.db.begin_write())?;
         db!("durability", txn.set_durability(Durability::Immediate))?;
         {
+            // S2: the state tables move from the state after `head` to the state after
+            // `number`, by the block's own changes.
             let mut accounts = db!("open", txn.open_table(ACCOUNTS))?;
             let mut storage = db!("open", txn.open_table(STORAGE))?;
             let mut codes = db!("open", txn.open_table(CODES))?;

@@ -548,6 +548,8 @@ class Chain:
         except Exception as e:
             self.failed = f"the store failed to commit block {record.number}: {e}"
             raise ChainError(self.failed) from e
+        # N1: published only now that the commit returned (S1); the hot state was changed
+        # under `lock`, which readers take, so none saw it ahead of the store either.
         self.head = record
         self._cache(record)
 
