@@ -32,13 +32,15 @@ from eth_utils.address import to_checksum_address
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from .. import _core
 from .chain import Chain, ChainError, next_base_fee
 from .genesis import DevAccount, Genesis
 from .mempool import Mempool
 from .rpc import Rpc
+from .ws import serve_websocket
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 """geth's HTTP body limit."""
@@ -138,8 +140,15 @@ def rpc_app(rpc: Rpc) -> Starlette:
     async def health(request: Request) -> Response:
         return JSONResponse({"head": rpc.chain.head.number})
 
+    async def websocket(ws: WebSocket) -> None:
+        await serve_websocket(rpc, ws)
+
     return Starlette(
-        routes=[Route("/", endpoint, methods=["POST"]), Route("/health", health, methods=["GET"])]
+        routes=[
+            Route("/", endpoint, methods=["POST"]),
+            WebSocketRoute("/", websocket),
+            Route("/health", health, methods=["GET"]),
+        ]
     )
 
 
