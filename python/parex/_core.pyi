@@ -204,7 +204,7 @@ class _Authorization(TypedDict):
 
 class _DecodedTransaction(TypedDict):
     hash: bytes
-    sender: bytes
+    sender: bytes | None
     type: int
     chain_id: int | None
     nonce: int
@@ -296,7 +296,7 @@ def estimate_gas(
     nonce: int | None = None,
     access_list: Iterable[tuple[_Address, Iterable[bytes | bytearray | str]]] | None = None,
 ) -> int | CallResult: ...
-def decode_transaction(raw: bytes | bytearray) -> _DecodedTransaction: ...
+def decode_transaction(raw: bytes | bytearray, *, recover: bool = True) -> _DecodedTransaction: ...
 def seal_header(fields: Mapping[str, Any]) -> tuple[bytes, bytes]: ...
 
 class _StorageProof(TypedDict):

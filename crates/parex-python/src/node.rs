@@ -478,19 +478,31 @@ pub fn estimate_gas(
 
 /// Decodes one raw EIP-2718 transaction (types 0-4) and recovers its sender; raises
 /// `DecodeError` or `SignatureError`. Returns a dict of its fields (see the stubs).
+/// `recover=False` skips the (costly) sender recovery for transactions already in a block:
+/// `sender` is then `None` and the signature is not checked.
 #[pyfunction]
+#[pyo3(signature = (raw, *, recover = true))]
 pub fn decode_transaction<'py>(
     py: Python<'py>,
     raw: &Bound<'py, PyAny>,
+    recover: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let raw = bytes_arg("raw", raw)?;
     let info = caught("decode_transaction", || {
-        parex_evm::txinfo::decode_transaction(&raw)
+        if recover {
+            parex_evm::txinfo::decode_transaction(&raw)
+        } else {
+            parex_evm::txinfo::decode_transaction_unrecovered(&raw)
+        }
     })?
     .map_err(|e| crate::errors::block_error(py, &e))?;
     let out = PyDict::new(py);
     out.set_item("hash", bytes_to_py(py, info.hash.as_slice()))?;
-    out.set_item("sender", bytes_to_py(py, info.sender.as_slice()))?;
+    if recover {
+        out.set_item("sender", bytes_to_py(py, info.sender.as_slice()))?;
+    } else {
+        out.set_item("sender", py.None())?;
+    }
     out.set_item("type", info.tx_type)?;
     out.set_item("chain_id", info.chain_id)?;
     out.set_item("nonce", info.nonce)?;

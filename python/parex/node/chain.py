@@ -22,7 +22,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,8 @@ class Built:
     dropped: tuple[tuple[bytes, str], ...]
     """Transactions (raw) that the engine rejected, with the reason."""
     result: BlockResult | None
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent executing, applying + state root, sealing (header, record) and committing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,15 +389,26 @@ class Chain:
             if self.failed:
                 raise ChainError(self.failed)
             env = self.pending_env(timestamp)
+            started = time.perf_counter()
             txs, result, dropped = self._execute(env, transactions, drop_invalid=True, state=self.state)
+            executed = time.perf_counter()
             with self.lock:
                 if result is not None:
                     self.state.apply(result)
                 state_root = _core.state_root(self.state) if result is not None else self.head.state_root
+                rooted = time.perf_counter()
                 record = self._record(env, txs, result, state_root, bytes(32), b"")
                 self.state.set_block_hash(env.number, record.hash)
+                sealed = time.perf_counter()
                 self._commit(record, result)
-            return Built(record, tuple(dropped), result)
+                committed = time.perf_counter()
+            timings = {
+                "execute": executed - started,
+                "apply_and_root": rooted - executed,
+                "seal": sealed - rooted,
+                "commit": committed - sealed,
+            }
+            return Built(record, tuple(dropped), result, timings)
 
     def prepare_block(
         self,
@@ -471,7 +484,7 @@ class Chain:
             logs_bloom = bytes(256)
             gas_used = 0
         transactions_root = _core.transactions_root(txs) if txs else EMPTY_ROOT
-        decoded = [_core.decode_transaction(t) for t in txs]
+        decoded = [_core.decode_transaction(t, recover=False) for t in txs]
         blob_gas_used = sum(131072 * len(info["blob_versioned_hashes"]) for info in decoded)
         fields: dict[str, Any] = {
             "parent_hash": parent.hash,

@@ -132,6 +132,7 @@ class Mempool:
         if info["type"] == 3:
             raise PoolError("blob transactions are not supported: this chain has no blob sidecars")
         sender = info["sender"]
+        assert sender is not None  # recovered
         if info["gas"] > self.gas_limit:
             raise PoolError(f"exceeds block gas limit: gas {info['gas']} > {self.gas_limit}")
         intrinsic = intrinsic_gas(info)

@@ -586,13 +586,16 @@ class Rpc:
         if record is not None:
             raw = record.transactions[index]
         assert raw is not None
-        info = _core.decode_transaction(raw)
+        # Senders of block transactions are in the record; recover only pool transactions.
+        info = _core.decode_transaction(raw, recover=record is None)
+        sender = record.senders[index] if record is not None else info["sender"]
+        assert sender is not None
         tip = info["max_priority_fee_per_gas"]
         out: dict[str, Any] = {
             "hash": data(info["hash"]),
             "type": qty(info["type"]),
             "nonce": qty(info["nonce"]),
-            "from": data(info["sender"]),
+            "from": data(sender),
             "to": None if info["to"] is None else data(info["to"]),
             "value": qty(info["value"]),
             "gas": qty(info["gas"]),
@@ -691,7 +694,7 @@ class Rpc:
 
     def _receipt_json(self, record: BlockRecord, index: int) -> dict[str, Any]:
         receipt: ReceiptRecord = record.receipts[index]
-        info = _core.decode_transaction(record.transactions[index])
+        info = _core.decode_transaction(record.transactions[index], recover=False)
         base = self._log_index_base(record, index)
         return {
             "transactionHash": data(record.tx_hashes[index]),
