@@ -272,3 +272,34 @@ def test_get_proof_verifies_against_the_state_root(parex_node: NodeProcess) -> N
     if "result" in absent:
         missing = _verify_mpt(root, bytes([0x99] * 20), [bytes.fromhex(n[2:]) for n in absent["result"]["accountProof"]])
         assert missing is None
+
+
+def test_transaction_types_0_1_2_4(parex_node: NodeProcess) -> None:
+    w3 = web3(parex_node)
+    sender = Account.from_key(DEV_KEYS[0])
+    authority = Account.from_key(DEV_KEYS[1])
+    recipient = Account.create().address
+    nonce = w3.eth.get_transaction_count(sender.address, "pending")
+    gas_price = 5 * 10**9
+    txs = [
+        {"to": recipient, "value": 1, "gas": 21_000, "gasPrice": gas_price, "nonce": nonce, "chainId": 31337},
+        {"to": recipient, "value": 2, "gas": 30_000, "gasPrice": gas_price, "nonce": nonce + 1, "chainId": 31337,
+         "accessList": [{"address": recipient, "storageKeys": ["0x" + "00" * 32]}]},
+        {"to": recipient, "value": 3, "gas": 21_000, "maxFeePerGas": gas_price, "maxPriorityFeePerGas": 10**9,
+         "nonce": nonce + 2, "chainId": 31337},
+    ]
+    delegate = "0x" + "00" * 19 + "01"  # any address: the authority's code becomes a delegation
+    auth = authority.sign_authorization(
+        {"chainId": 31337, "address": delegate, "nonce": w3.eth.get_transaction_count(authority.address)}
+    )
+    txs.append({"to": recipient, "value": 4, "gas": 100_000, "maxFeePerGas": gas_price,
+                "maxPriorityFeePerGas": 10**9, "nonce": nonce + 3, "chainId": 31337, "authorizationList": [auth]})
+    hashes = [w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction) for tx in txs]
+    receipts = [w3.eth.wait_for_transaction_receipt(h, timeout=RECEIPT_TIMEOUT, poll_latency=0.05) for h in hashes]
+    assert [r["type"] for r in receipts] == [0, 1, 2, 4]
+    assert all(r["status"] == 1 for r in receipts)
+    assert w3.eth.get_balance(recipient) == 10
+    assert w3.eth.get_code(authority.address) == bytes.fromhex("ef0100") + bytes.fromhex(delegate[2:])
+    fetched = w3.eth.get_transaction(hashes[3])
+    assert fetched["type"] == 4 and len(fetched["authorizationList"]) == 1
+    assert w3.eth.get_transaction(hashes[1])["accessList"][0]["address"] == recipient
