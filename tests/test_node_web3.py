@@ -303,3 +303,24 @@ def test_transaction_types_0_1_2_4(parex_node: NodeProcess) -> None:
     fetched = w3.eth.get_transaction(hashes[3])
     assert fetched["type"] == 4 and len(fetched["authorizationList"]) == 1
     assert w3.eth.get_transaction(hashes[1])["accessList"][0]["address"] == recipient
+
+
+def test_send_transaction_signs_with_dev_accounts(parex_node: NodeProcess) -> None:
+    w3 = web3(parex_node)
+    recipient = Account.create().address
+    tx_hash = w3.eth.send_transaction({"from": DEV_ADDRESS, "to": recipient, "value": 77})
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT, poll_latency=0.05)
+    assert receipt["status"] == 1 and receipt["type"] == 2 and receipt["gasUsed"] == 21_000
+    assert w3.eth.get_balance(recipient) == 77
+    legacy = w3.eth.send_transaction({"from": DEV_ADDRESS, "to": recipient, "value": 1, "gasPrice": 5 * 10**9})
+    assert w3.eth.wait_for_transaction_receipt(legacy, timeout=RECEIPT_TIMEOUT, poll_latency=0.05)["type"] == 0
+    artifact = contracts.load("Token")
+    deploy = w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
+    deployed = deploy.constructor("Dev", "DV").transact({"from": DEV_ADDRESS})
+    receipt = w3.eth.wait_for_transaction_receipt(deployed, timeout=RECEIPT_TIMEOUT, poll_latency=0.05)
+    assert receipt["status"] == 1 and receipt["contractAddress"]
+    stranger = Account.create().address
+    reply = w3.provider.make_request(  # type: ignore[attr-defined]
+        "eth_sendTransaction", [{"from": stranger, "to": recipient, "value": "0x1", "gas": "0x5208"}]
+    )
+    assert reply["error"]["code"] == -32000 and "unknown account" in reply["error"]["message"]

@@ -199,6 +199,7 @@ class Rpc:
             "eth_call": self.call,
             "eth_estimateGas": self.estimate_gas,
             "eth_sendRawTransaction": self.send_raw_transaction,
+            "eth_sendTransaction": self.send_transaction,
             "eth_getTransactionByHash": self.get_transaction_by_hash,
             "eth_getTransactionByBlockNumberAndIndex": self.get_transaction_by_number_and_index,
             "eth_getTransactionByBlockHashAndIndex": self.get_transaction_by_hash_and_index,
@@ -581,6 +582,52 @@ class Rpc:
         except PoolError as e:
             raise RpcError(-32000, str(e)) from None
         return data(tx_hash)
+
+    def send_transaction(self, params: list[Any]) -> str:
+        """
+        Signs with a dev account's key and submits (as anvil and Hardhat do): ``from`` must
+        be one of ``eth_accounts``. Missing fields are filled: nonce (pending), gas
+        (estimate), fees (EIP-1559: tip 1 gwei, cap twice the next base fee plus the tip;
+        ``gasPrice`` makes it a legacy transaction).
+        """
+        from eth_account import Account as EthAccount
+        from eth_utils.address import to_checksum_address
+
+        request = self._arg(params, 0, "transaction")
+        if not isinstance(request, dict) or request.get("from") is None:
+            raise invalid(0, "expected a transaction object with from")
+        sender = parse_data(request["from"], 0, "from", 20)
+        key = next((a.secret for a in self.dev_accounts if a.address == sender), None)
+        if key is None:
+            raise RpcError(-32000, f"unknown account 0x{sender.hex()}: only the dev accounts sign on this node")
+        args = self._call_args([request])
+        tx: dict[str, Any] = {"chainId": self.chain.chain_id, "value": args.get("value", 0), "data": args.get("input", b"")}
+        if "to" in args:
+            tx["to"] = to_checksum_address(args["to"])
+        tx["nonce"] = args.get("nonce", self.mempool.pending_nonce(sender, self._account(sender)[1]))
+        if "gasPrice" in request and request["gasPrice"] is not None:
+            tx["gasPrice"] = args["max_fee_per_gas"]
+        else:
+            tip = args.get("max_priority_fee_per_gas", SUGGESTED_TIP)
+            tx["maxPriorityFeePerGas"] = tip
+            tx["maxFeePerGas"] = (
+                parse_qty(request["maxFeePerGas"], 0, "maxFeePerGas")
+                if request.get("maxFeePerGas") is not None
+                else 2 * next_base_fee(self.chain.head) + tip
+            )
+        if "access_list" in args:
+            tx["accessList"] = [
+                {"address": to_checksum_address(a), "storageKeys": ["0x" + k.hex() for k in keys]}
+                for a, keys in args["access_list"]
+            ]
+        if "gas" in args:
+            tx["gas"] = args["gas"]
+        else:
+            estimate_request = dict(request)
+            estimate_request.pop("nonce", None)
+            tx["gas"] = int(self.estimate_gas([estimate_request, "pending"]), 16)
+        signed = EthAccount.sign_transaction(tx, key)
+        return self.send_raw_transaction([data(bytes(signed.raw_transaction))])
 
     def _tx_json(self, record: BlockRecord | None, index: int, raw: bytes | None = None) -> dict[str, Any]:
         if record is not None:
