@@ -95,6 +95,13 @@ def test_genesis_file_and_restart(tmp_path: Path) -> None:
     with start_node(data_dir, extra_args=["--genesis", str(path)]) as node:
         assert rpc(node.url, "eth_chainId") == hex(901)
         assert rpc(node.url, "eth_getBlockByNumber", ["0x0", False])["hash"] == genesis_hash  # type: ignore[index]
+        # A second node on the same data dir is refused while the first runs.
+        second = subprocess.run(
+            [sys.executable, "-m", "parex", "node", "--data-dir", str(data_dir), "--genesis", str(path),
+             "--http-port", "0", "--authrpc-port", "0"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert second.returncode != 0 and "cannot open" in second.stderr and "Traceback" not in second.stderr
     # Another genesis on the same data dir is refused, clearly.
     refused = subprocess.run(
         [sys.executable, "-m", "parex", "node", "--data-dir", str(data_dir), "--http-port", "0", "--authrpc-port", "0"],

@@ -463,6 +463,7 @@ def node_command(
     threads: int | None,
 ) -> None:
     """Run a dev chain: sequencer, persistence, JSON-RPC and the Engine API."""
+    from ._core import ParexError
     from .engine import default_threads
     from .node import ChainError, GenesisError, NodeConfig, dev_genesis, load_genesis, run_node
     from .node.genesis import DEFAULT_CHAIN_ID, DEFAULT_GAS_LIMIT
@@ -482,7 +483,7 @@ def node_command(
             threads=threads or default_threads(),
         )
         run_node(config)
-    except (GenesisError, ChainError) as e:
+    except (GenesisError, ChainError, ParexError) as e:
         raise click.ClickException(str(e)) from e
 
 

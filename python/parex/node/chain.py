@@ -393,15 +393,23 @@ class Chain:
             txs, result, dropped = self._execute(env, transactions, drop_invalid=True, state=self.state)
             executed = time.perf_counter()
             with self.lock:
-                if result is not None:
-                    self.state.apply(result)
-                state_root = _core.state_root(self.state) if result is not None else self.head.state_root
-                rooted = time.perf_counter()
-                record = self._record(env, txs, result, state_root, bytes(32), b"")
-                self.state.set_block_hash(env.number, record.hash)
-                sealed = time.perf_counter()
-                self._commit(record, result)
-                committed = time.perf_counter()
+                try:
+                    if result is not None:
+                        self.state.apply(result)
+                    state_root = _core.state_root(self.state) if result is not None else self.head.state_root
+                    rooted = time.perf_counter()
+                    record = self._record(env, txs, result, state_root, bytes(32), b"")
+                    self.state.set_block_hash(env.number, record.hash)
+                    sealed = time.perf_counter()
+                    self._commit(record, result)
+                    committed = time.perf_counter()
+                except ChainError:
+                    raise
+                except Exception as e:
+                    # The hot state may already hold this block's changes: stop building
+                    # rather than serve a state the store does not have.
+                    self.failed = f"building block {env.number} failed: {type(e).__name__}: {e}"
+                    raise ChainError(self.failed) from e
             timings = {
                 "execute": executed - started,
                 "apply_and_root": rooted - executed,
