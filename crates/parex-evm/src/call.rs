@@ -233,7 +233,8 @@ fn call_with_gas<S: StateViewRef>(
 }
 
 /// The least gas limit at which `request` succeeds, found by bisection between the gas it
-/// uses at the cap (the request's gas, else the block's) and the cap, as geth does.
+/// uses at the cap and the cap, as geth does. The cap is the request's gas, else the block's,
+/// lowered to what the caller's balance pays for at the request's fee.
 ///
 /// Returns the estimate, or the failing outcome at the cap (a revert or halt there means no
 /// limit helps). Gas used is not the answer by itself: refunds and the 63/64 rule make some
@@ -243,7 +244,24 @@ pub fn estimate_gas<S: StateViewRef>(
     request: &CallRequest,
     state: &S,
 ) -> Result<Result<u64, CallOutcome>, CallError> {
-    let cap = request.gas.unwrap_or(env.gas_limit);
+    let mut cap = request.gas.unwrap_or(env.gas_limit);
+    // geth: a request that pays a fee can use at most the gas its balance buys after `value`.
+    if let Some(fee) = request.max_fee_per_gas.filter(|fee| *fee > 0) {
+        let balance = state
+            .account(&request.from)
+            .map_err(|e| CallError::State(e.0))?
+            .map_or(U256::ZERO, |a| a.balance);
+        let available = balance.checked_sub(request.value).ok_or_else(|| {
+            CallError::Invalid(format!(
+                "insufficient funds for transfer: balance {balance}, value {}",
+                request.value
+            ))
+        })?;
+        let allowance = available / U256::from(fee);
+        if allowance < U256::from(cap) {
+            cap = allowance.to::<u64>();
+        }
+    }
     let at_cap = call_with_gas(env, request, state, cap)?;
     if at_cap.status != CallStatus::Success {
         return Ok(Err(at_cap));

@@ -177,3 +177,40 @@ fn estimate_is_the_least_gas_that_succeeds() {
     let reverted = estimate_gas(&env, &to(0xa2), &state).unwrap().unwrap_err();
     assert_eq!(reverted.status, CallStatus::Revert);
 }
+
+#[test]
+fn estimate_caps_gas_by_what_the_balance_buys() {
+    let (env, state) = setup();
+    let rich = Address::with_last_byte(0x01);
+    // 1,000,000 wei at 20 wei per gas buys 50,000 gas: enough for a transfer.
+    let request = CallRequest {
+        from: rich,
+        to: Some(Address::with_last_byte(0x55)),
+        value: U256::from(1),
+        max_fee_per_gas: Some(20),
+        ..Default::default()
+    };
+    let env = BlockEnv {
+        base_fee: 10,
+        ..env
+    };
+    assert_eq!(
+        estimate_gas(&env, &request, &state).unwrap().unwrap(),
+        21_000
+    );
+    // At 100 wei per gas it buys 9,999 gas: below a transfer's intrinsic gas.
+    let poor = CallRequest {
+        max_fee_per_gas: Some(100),
+        ..request.clone()
+    };
+    assert!(matches!(
+        estimate_gas(&env, &poor, &state),
+        Err(CallError::Invalid(_))
+    ));
+    let too_much = CallRequest {
+        value: U256::from(2_000_000u64),
+        ..request
+    };
+    let err = estimate_gas(&env, &too_much, &state).unwrap_err();
+    assert!(err.to_string().contains("insufficient funds"), "{err}");
+}
