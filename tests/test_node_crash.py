@@ -6,6 +6,7 @@ hash) and that the store's state equals a replay of its blocks from genesis.
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import threading
@@ -71,8 +72,8 @@ class Load:
                                 self.seen[h] = (receipt["blockHash"], receipt["blockNumber"])
                             pending.discard(h)
                     time.sleep(0.02)
-        except OSError:
-            return  # the node was killed under us
+        except (OSError, http.client.HTTPException, ValueError):
+            return  # the node was killed under us (refused, reset, or cut mid-reply)
 
     def start(self) -> None:
         for t in self.threads:
