@@ -129,3 +129,20 @@ def test_bad_genesis_files_are_named(tmp_path: Path) -> None:
         assert result.returncode != 0, needle
         assert needle in result.stderr, (needle, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_state_root_tracker_follows_blocks() -> None:
+    """The incremental root equals the full recompute after every block of a real workload."""
+    from parex.workloads import erc20
+
+    workload = erc20(300, conflict=30, seed=5)
+    state = workload.pre_state.copy()
+    tracker = _core.StateRootTracker(state)
+    assert tracker.root() == _core.state_root(state)
+    txs = list(workload.transactions)
+    for start in range(0, len(txs), 100):
+        env = workload.block_env.replace(number=workload.block_env.number + start)
+        result = _core.execute(env, txs[start : start + 100], state, threads=2)
+        state.apply(result)
+        tracker.apply(result)
+        assert tracker.root() == _core.state_root(state)

@@ -22,6 +22,7 @@ __all__ = [
     "seal_header",
     "CallInvalid",
     "CallResult",
+    "StateRootTracker",
     "Store",
     "DecodeError",
     "InvalidTransaction",
@@ -315,3 +316,9 @@ class _AccountProof(TypedDict):
     storage_proofs: list[_StorageProof]
 
 def account_proof(state: State, address: _Address, slots: Iterable[int]) -> _AccountProof: ...
+
+@final
+class StateRootTracker:
+    def __new__(cls, state: State) -> StateRootTracker: ...
+    def apply(self, result: BlockResult) -> None: ...
+    def root(self) -> bytes: ...

@@ -343,7 +343,7 @@ mod _core {
     #[pymodule_export]
     use crate::node::{
         account_proof, call, decode_transaction, estimate_gas, seal_header, CallInvalid,
-        CallResult, Store,
+        CallResult, StateRootTracker, Store,
     };
     #[pymodule_export]
     use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};

@@ -670,3 +670,39 @@ pub fn account_proof<'py>(
     out.set_item("storage_proofs", storage)?;
     Ok(out)
 }
+
+/// The state root of a state followed block by block: the tries stay in memory with their
+/// node hashes, so each block re-hashes only what it changed (`state_root(state)` recomputes
+/// everything). Build it from the state, then `apply` each block's result to both.
+#[pyclass(module = "parex._core")]
+pub struct StateRootTracker {
+    inner: parex_commitment::StateRootTracker,
+}
+
+#[pymethods]
+impl StateRootTracker {
+    #[new]
+    fn new(py: Python<'_>, state: &Bound<'_, State>) -> PyResult<Self> {
+        let state = Arc::clone(&state.borrow().inner);
+        let inner = py.detach(move || {
+            caught("state root tracker", || {
+                parex_commitment::StateRootTracker::new(&state)
+            })
+        })?;
+        Ok(StateRootTracker { inner })
+    }
+
+    /// Follows one block: the same changes `State.apply(result)` makes.
+    fn apply(&mut self, py: Python<'_>, result: &Bound<'_, BlockResult>) -> PyResult<()> {
+        let result = Arc::clone(&result.get().inner);
+        let inner = &mut self.inner;
+        py.detach(move || caught("state root tracker", || inner.apply(&result.changes)))
+    }
+
+    /// The state root after the blocks applied so far.
+    fn root<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &mut self.inner;
+        let root = py.detach(move || caught("state root tracker", || inner.root()))?;
+        Ok(bytes_to_py(py, root.as_slice()))
+    }
+}

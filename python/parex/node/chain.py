@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _core
-from .._core import BlockResult, State, Store
+from .._core import BlockResult, State, StateRootTracker, Store
 from ..engine import Address, BlockEnv, Hash32
 from .genesis import FORK, Genesis
 
@@ -227,6 +227,8 @@ class Chain:
         self.gas_limit: int = config["gasLimit"]
         self.coinbase: Address = bytes.fromhex(config["coinbase"][2:])
         self.threads = threads
+        # The state root follows the hot state incrementally (only changed paths re-hashed).
+        self.roots = StateRootTracker(state)
         self.lock = threading.RLock()
         # Serialises block writers (the sequencer, the Engine API); readers take `lock` only.
         self.write_lock = threading.RLock()
@@ -396,7 +398,8 @@ class Chain:
                 try:
                     if result is not None:
                         self.state.apply(result)
-                    state_root = _core.state_root(self.state) if result is not None else self.head.state_root
+                        self.roots.apply(result)
+                    state_root = self.roots.root() if result is not None else self.head.state_root
                     rooted = time.perf_counter()
                     record = self._record(env, txs, result, state_root, bytes(32), b"")
                     self.state.set_block_hash(env.number, record.hash)
@@ -454,6 +457,12 @@ class Chain:
                     f"block {prepared.block.number} does not extend the head "
                     f"0x{self.head.hash.hex()} (parex keeps one chain and does not reorg)"
                 )
+            roots = self.roots
+            if prepared.result is not None:
+                roots.apply(prepared.result)
+                if roots.root() != prepared.block.state_root:
+                    self.failed = f"state root tracker disagrees with block {prepared.block.number}"
+                    raise ChainError(self.failed)
             self._commit(prepared.block, prepared.result)
             self.state = prepared.post_state
 
