@@ -488,14 +488,18 @@ pub fn decode_transaction<'py>(
     recover: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let raw = bytes_arg("raw", raw)?;
-    let info = caught("decode_transaction", || {
-        if recover {
-            parex_evm::txinfo::decode_transaction(&raw)
-        } else {
-            parex_evm::txinfo::decode_transaction_unrecovered(&raw)
-        }
-    })?
-    .map_err(|e| crate::errors::block_error(py, &e))?;
+    let decode = move || {
+        caught("decode_transaction", || {
+            if recover {
+                parex_evm::txinfo::decode_transaction(&raw)
+            } else {
+                parex_evm::txinfo::decode_transaction_unrecovered(&raw)
+            }
+        })
+    };
+    // Recovery (~40 us) runs with the GIL released, so RPC threads admit in parallel.
+    let info = if recover { py.detach(decode) } else { decode() }?
+        .map_err(|e| crate::errors::block_error(py, &e))?;
     let out = PyDict::new(py);
     out.set_item("hash", bytes_to_py(py, info.hash.as_slice()))?;
     if recover {
