@@ -70,6 +70,8 @@ def test_malformed_and_oversized(parex_node: NodeProcess) -> None:
     assert reply["error"]["code"] == -32600
     status, reply = post(parex_node.url, json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance", "params": "x"}).encode())
     assert reply["error"]["code"] == -32602
+    status, reply = post(parex_node.url, b"[" * 200_000)
+    assert status == 200 and reply["error"]["code"] == -32700
     status, reply = post(parex_node.url, b" " * (6 * 1024 * 1024))
     assert status == 413 and "too large" in reply["error"]["message"]
     still_serving(parex_node.url)

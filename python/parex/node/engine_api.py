@@ -419,7 +419,7 @@ def engine_app(engine: EngineApi, secret_path: Path) -> Starlette:
         body = await request.body()
         try:
             payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             return JSONResponse(_error(None, -32700, f"parse error: {e}"))
         if isinstance(payload, list):
             replies = await run_in_threadpool(lambda: [engine.handle_one(p) for p in payload])

@@ -226,6 +226,8 @@ class Rpc:
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             return _dump(_error_response(None, RpcError(-32700, f"parse error: {e}")))
+        except RecursionError:
+            return _dump(_error_response(None, RpcError(-32700, "parse error: nested too deeply")))
         if isinstance(payload, list):
             if not payload:
                 return _dump(_error_response(None, RpcError(-32600, "empty batch")))

@@ -203,8 +203,15 @@ def print_banner(config: NodeConfig, chain: Chain, accounts: tuple[DevAccount, .
     print("\n".join(lines), flush=True)
 
 
+RECURSION_LIMIT = 1_000
+"""Python's default. py_ecc (imported by eth-account) raises the process's limit to 100,000,
+at which a deeply nested JSON body overflows the C stack of a server thread (a segfault)
+before json raises RecursionError; the node restores the default."""
+
+
 def run_node(config: NodeConfig) -> None:
     """Runs the node until SIGINT or SIGTERM."""
+    sys.setrecursionlimit(RECURSION_LIMIT)
     chain = Chain.open(config.data_dir, config.genesis, threads=config.threads)
     mempool = Mempool(chain.chain_id, chain.gas_limit)
     accounts = config.genesis.dev_accounts

@@ -74,7 +74,7 @@ async def serve_websocket(rpc: Rpc, websocket: WebSocket) -> None:
             text = await websocket.receive_text()
             try:
                 request = json.loads(text)
-            except json.JSONDecodeError as e:
+            except (json.JSONDecodeError, RecursionError) as e:
                 await send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"parse error: {e}"}})
                 continue
             method = request.get("method") if isinstance(request, dict) else None
