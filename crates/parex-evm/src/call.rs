@@ -258,6 +258,13 @@ pub fn estimate_gas<S: StateViewRef>(
             ))
         })?;
         let allowance = available / U256::from(fee);
+        if allowance < U256::from(TX_BASE_GAS) {
+            return Err(CallError::Invalid(format!(
+                "insufficient funds for gas * price + value: balance {balance}, value {}, \
+                 fee per gas {fee} buys {allowance} gas",
+                request.value
+            )));
+        }
         if allowance < U256::from(cap) {
             cap = allowance.to::<u64>();
         }

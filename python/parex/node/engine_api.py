@@ -186,7 +186,7 @@ class EngineApi:
         if not isinstance(attributes, dict):
             raise RpcError(-32602, "invalid argument 1: expected payload attributes")
         try:
-            timestamp = parse_qty(attributes.get("timestamp"), 1, "timestamp")
+            timestamp = parse_qty(attributes.get("timestamp"), 1, "timestamp", 64)
             prev_randao = parse_data(attributes.get("prevRandao"), 1, "prevRandao", 32)
             fee_recipient = parse_data(attributes.get("suggestedFeeRecipient"), 1, "suggestedFeeRecipient", 20)
             beacon_root = parse_data(
@@ -194,7 +194,7 @@ class EngineApi:
             )
             forced = [parse_data(t, 1, "transactions") for t in attributes.get("transactions") or []]
             gas_limit = (
-                parse_qty(attributes["gasLimit"], 1, "gasLimit")
+                parse_qty(attributes["gasLimit"], 1, "gasLimit", 64)
                 if attributes.get("gasLimit") is not None
                 else self.chain.gas_limit
             )
@@ -268,12 +268,12 @@ class EngineApi:
             block_hash = parse_data(payload.get("blockHash"), 0, "blockHash", 32)
             parent_hash = parse_data(payload.get("parentHash"), 0, "parentHash", 32)
             beacon_root = parse_data(params[2] if len(params) > 2 else None, 2, "parentBeaconBlockRoot", 32)
-            number = parse_qty(payload.get("blockNumber"), 0, "blockNumber")
-            timestamp = parse_qty(payload.get("timestamp"), 0, "timestamp")
-            gas_limit = parse_qty(payload.get("gasLimit"), 0, "gasLimit")
-            gas_used = parse_qty(payload.get("gasUsed"), 0, "gasUsed")
-            base_fee = parse_qty(payload.get("baseFeePerGas"), 0, "baseFeePerGas")
-            excess_blob_gas = parse_qty(payload.get("excessBlobGas", "0x0"), 0, "excessBlobGas")
+            number = parse_qty(payload.get("blockNumber"), 0, "blockNumber", 64)
+            timestamp = parse_qty(payload.get("timestamp"), 0, "timestamp", 64)
+            gas_limit = parse_qty(payload.get("gasLimit"), 0, "gasLimit", 64)
+            gas_used = parse_qty(payload.get("gasUsed"), 0, "gasUsed", 64)
+            base_fee = parse_qty(payload.get("baseFeePerGas"), 0, "baseFeePerGas", 64)
+            excess_blob_gas = parse_qty(payload.get("excessBlobGas", "0x0"), 0, "excessBlobGas", 64)
             prev_randao = parse_data(payload.get("prevRandao"), 0, "prevRandao", 32)
             fee_recipient = parse_data(payload.get("feeRecipient"), 0, "feeRecipient", 20)
             extra_data = parse_data(payload.get("extraData", "0x"), 0, "extraData")

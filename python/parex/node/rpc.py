@@ -73,16 +73,22 @@ def data(raw: bytes) -> str:
 # -- decoding ---------------------------------------------------------------------------
 
 
-def parse_qty(value: Any, index: int, name: str = "") -> int:
+def parse_qty(value: Any, index: int, name: str = "", bits: int = 256) -> int:
+    """A hex quantity (or a JSON integer) below ``2**bits``."""
     what = f"{name}: " if name else ""
-    if isinstance(value, str) and value.startswith(("0x", "0X")) and len(value) > 2:
+    number: int | None = None
+    if isinstance(value, str) and value.startswith(("0x", "0X")) and 2 < len(value) <= 2 + 64:
         try:
-            return int(value, 16)
+            number = int(value, 16)
         except ValueError:
             pass
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise invalid(index, f"{what}expected a hex quantity, got {json.dumps(value)[:80]}")
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        number = value
+    if number is None:
+        raise invalid(index, f"{what}expected a hex quantity, got {json.dumps(value)[:80]}")
+    if number >= 1 << bits:
+        raise invalid(index, f"{what}{json.dumps(value)[:80]} does not fit in {bits} bits")
+    return number
 
 
 def parse_data(value: Any, index: int, name: str = "", size: int | None = None) -> bytes:
@@ -479,7 +485,7 @@ class Rpc:
         if request.get("to") is not None:
             out["to"] = parse_data(request["to"], 0, "to", 20)
         if request.get("gas") is not None:
-            out["gas"] = parse_qty(request["gas"], 0, "gas")
+            out["gas"] = parse_qty(request["gas"], 0, "gas", 64)
             if out["gas"] > self.chain.gas_limit:
                 out["gas"] = self.chain.gas_limit
         price = request.get("gasPrice")
@@ -487,12 +493,15 @@ class Rpc:
         if price is not None and max_fee is not None:
             raise invalid(0, "both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified")
         if price is not None:
-            out["max_fee_per_gas"] = parse_qty(price, 0, "gasPrice")
+            out["max_fee_per_gas"] = parse_qty(price, 0, "gasPrice", 128)
         if max_fee is not None:
-            out["max_fee_per_gas"] = parse_qty(max_fee, 0, "maxFeePerGas")
+            out["max_fee_per_gas"] = parse_qty(max_fee, 0, "maxFeePerGas", 128)
         if request.get("maxPriorityFeePerGas") is not None:
-            out["max_priority_fee_per_gas"] = parse_qty(request["maxPriorityFeePerGas"], 0, "maxPriorityFeePerGas")
-            out.setdefault("max_fee_per_gas", out["max_priority_fee_per_gas"] + next_base_fee(self.chain.head))
+            out["max_priority_fee_per_gas"] = parse_qty(request["maxPriorityFeePerGas"], 0, "maxPriorityFeePerGas", 128)
+            out.setdefault(
+                "max_fee_per_gas",
+                min(out["max_priority_fee_per_gas"] + next_base_fee(self.chain.head), (1 << 128) - 1),
+            )
         if request.get("value") is not None:
             out["value"] = parse_qty(request["value"], 0, "value")
         payload = request.get("input", request.get("data"))
@@ -502,7 +511,7 @@ class Rpc:
         if payload is not None:
             out["input"] = parse_data(payload, 0, "input")
         if request.get("nonce") is not None:
-            out["nonce"] = parse_qty(request["nonce"], 0, "nonce")
+            out["nonce"] = parse_qty(request["nonce"], 0, "nonce", 64)
         if request.get("accessList") is not None:
             items = request["accessList"]
             if not isinstance(items, list):
@@ -613,7 +622,7 @@ class Rpc:
             tip = args.get("max_priority_fee_per_gas", SUGGESTED_TIP)
             tx["maxPriorityFeePerGas"] = tip
             tx["maxFeePerGas"] = (
-                parse_qty(request["maxFeePerGas"], 0, "maxFeePerGas")
+                parse_qty(request["maxFeePerGas"], 0, "maxFeePerGas", 128)
                 if request.get("maxFeePerGas") is not None
                 else 2 * next_base_fee(self.chain.head) + tip
             )
