@@ -77,3 +77,53 @@ def test_random_call_objects_never_break_execution(method: str, call: dict[str, 
     response = json.loads(_RPC.handle(body) or b"null")
     if "error" in response:
         assert response["error"]["code"] != -32603, (method, call, response)
+
+
+_ENGINE = None
+
+
+def _engine() -> Any:
+    global _ENGINE
+    if _ENGINE is None:
+        from parex.node.engine_api import EngineApi
+
+        _ENGINE = EngineApi(_CHAIN, _RPC.mempool, _RPC)
+    return _ENGINE
+
+
+payload_fields = st.fixed_dictionaries(
+    {},
+    optional={key: hexes for key in ("parentHash", "feeRecipient", "stateRoot", "receiptsRoot", "logsBloom",
+                                     "prevRandao", "blockNumber", "gasLimit", "gasUsed", "timestamp", "extraData",
+                                     "baseFeePerGas", "blockHash", "blobGasUsed", "excessBlobGas")}
+    | {"transactions": st.lists(hexes, max_size=2), "withdrawals": st.lists(values, max_size=1)},
+)
+attributes = st.fixed_dictionaries(
+    {},
+    optional={"timestamp": hexes, "prevRandao": hexes, "suggestedFeeRecipient": hexes, "parentBeaconBlockRoot": hexes,
+              "transactions": st.lists(hexes, max_size=2), "noTxPool": st.booleans(), "gasLimit": hexes,
+              "withdrawals": st.lists(values, max_size=1)},
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    call=st.one_of(
+        st.tuples(st.sampled_from(["engine_newPayloadV3", "engine_newPayloadV4"]),
+                  st.tuples(payload_fields, st.lists(hexes, max_size=1), hexes, st.lists(hexes, max_size=1))),
+        st.tuples(st.just("engine_forkchoiceUpdatedV3"),
+                  st.tuples(st.fixed_dictionaries({"headBlockHash": st.sampled_from(
+                      ["0x" + _CHAIN.head.hash.hex(), "0x" + "00" * 32, "0x12"])}), st.one_of(st.none(), attributes))),
+        st.tuples(st.sampled_from(["engine_getPayloadV3", "engine_getPayloadV4", "txpoolExt_getTxs"]),
+                  st.lists(values, max_size=2).map(tuple)),
+    )
+)
+def test_random_engine_calls_never_break_the_engine_api(call: tuple[str, tuple[Any, ...]]) -> None:
+    method, params = call
+    response = _engine().handle_one({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+    assert response is not None
+    assert ("result" in response) != ("error" in response), response
+    if "error" in response:
+        assert response["error"]["code"] != -32603, (method, params, response)
+    elif method.startswith("engine_newPayload"):
+        assert response["result"]["status"] in ("VALID", "INVALID", "SYNCING", "ACCEPTED"), response
