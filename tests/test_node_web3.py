@@ -324,3 +324,30 @@ def test_send_transaction_signs_with_dev_accounts(parex_node: NodeProcess) -> No
         "eth_sendTransaction", [{"from": stranger, "to": recipient, "value": "0x1", "gas": "0x5208"}]
     )
     assert reply["error"]["code"] == -32000 and "unknown account" in reply["error"]["message"]
+
+
+def test_dev_accounts_sign_messages(parex_node: NodeProcess) -> None:
+    from eth_account.messages import encode_defunct, encode_typed_data
+
+    w3 = web3(parex_node)
+    message = b"parex"
+    signature = w3.eth.sign(DEV_ADDRESS, data=message)
+    assert Account.recover_message(encode_defunct(primitive=message), signature=signature) == DEV_ADDRESS
+    personal = w3.provider.make_request("personal_sign", ["0x" + message.hex(), DEV_ADDRESS])  # type: ignore[attr-defined]
+    assert personal["result"] == "0x" + bytes(signature).hex()
+    typed = {
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}],
+            "Mail": [{"name": "contents", "type": "string"}],
+        },
+        "primaryType": "Mail",
+        "domain": {"name": "parex", "chainId": 31337},
+        "message": {"contents": "hello"},
+    }
+    reply = w3.provider.make_request("eth_signTypedData_v4", [DEV_ADDRESS, typed])  # type: ignore[attr-defined]
+    recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=reply["result"])
+    assert recovered == DEV_ADDRESS
+    bad = w3.provider.make_request("eth_signTypedData_v4", [DEV_ADDRESS, {"types": 5}])  # type: ignore[attr-defined]
+    assert bad["error"]["code"] == -32602
+    stranger = w3.provider.make_request("eth_sign", ["0x" + "12" * 20, "0x00"])  # type: ignore[attr-defined]
+    assert "unknown account" in stranger["error"]["message"]

@@ -206,6 +206,9 @@ class Rpc:
             "eth_estimateGas": self.estimate_gas,
             "eth_sendRawTransaction": self.send_raw_transaction,
             "eth_sendTransaction": self.send_transaction,
+            "eth_sign": self.eth_sign,
+            "personal_sign": self.personal_sign,
+            "eth_signTypedData_v4": self.sign_typed_data,
             "eth_getTransactionByHash": self.get_transaction_by_hash,
             "eth_getTransactionByBlockNumberAndIndex": self.get_transaction_by_number_and_index,
             "eth_getTransactionByBlockHashAndIndex": self.get_transaction_by_hash_and_index,
@@ -593,6 +596,49 @@ class Rpc:
         except PoolError as e:
             raise RpcError(-32000, str(e)) from None
         return data(tx_hash)
+
+    def _dev_key(self, value: Any, index: int) -> bytes:
+        address = parse_data(value, index, "address", 20)
+        key = next((a.secret for a in self.dev_accounts if a.address == address), None)
+        if key is None:
+            raise RpcError(-32000, f"unknown account 0x{address.hex()}: only the dev accounts sign on this node")
+        return key
+
+    def _sign_message(self, key: bytes, message: bytes) -> str:
+        from eth_account import Account as EthAccount
+        from eth_account.messages import encode_defunct
+
+        signed = EthAccount.sign_message(encode_defunct(primitive=message), key)
+        return data(bytes(signed.signature))
+
+    def eth_sign(self, params: list[Any]) -> str:
+        """EIP-191 personal message signature by a dev account: ``[address, data]``."""
+        key = self._dev_key(self._arg(params, 0, "address"), 0)
+        return self._sign_message(key, parse_data(self._arg(params, 1, "data"), 1, "data"))
+
+    def personal_sign(self, params: list[Any]) -> str:
+        """As ``eth_sign`` with the arguments swapped: ``[data, address]``."""
+        key = self._dev_key(self._arg(params, 1, "address"), 1)
+        return self._sign_message(key, parse_data(self._arg(params, 0, "data"), 0, "data"))
+
+    def sign_typed_data(self, params: list[Any]) -> str:
+        """EIP-712 signature by a dev account: ``[address, typedData]`` (object or JSON text)."""
+        from eth_account import Account as EthAccount
+
+        key = self._dev_key(self._arg(params, 0, "address"), 0)
+        typed = self._arg(params, 1, "typedData")
+        if isinstance(typed, str):
+            try:
+                typed = json.loads(typed)
+            except json.JSONDecodeError:
+                raise invalid(1, "typedData: not JSON") from None
+        if not isinstance(typed, dict):
+            raise invalid(1, "typedData: expected an EIP-712 object")
+        try:
+            signed = EthAccount.sign_typed_data(key, full_message=typed)
+        except Exception as e:  # eth-account raises many types for malformed typed data
+            raise invalid(1, f"typedData: {type(e).__name__}: {e}") from None
+        return data(bytes(signed.signature))
 
     def send_transaction(self, params: list[Any]) -> str:
         """
