@@ -15,6 +15,7 @@ state), blocks, receipts and logs for every block.
 from __future__ import annotations
 
 import json
+import platform
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from typing import Any
 from .. import __version__, _core
 from .._core import CallInvalid, CallResult, ParexError
 from ..engine import Address, BlockEnv, Hash32
-from .chain import BlockRecord, Chain, ReceiptRecord, next_base_fee
+from .chain import EMPTY_REQUESTS_HASH, EMPTY_ROOT, BlockRecord, Chain, ReceiptRecord, next_base_fee
 from .genesis import DevAccount
 from .mempool import Mempool, PoolError
 
@@ -332,8 +333,6 @@ class Rpc:
     # -- web3 ------------------------------------------------------------------------------
 
     def web3_client_version(self, params: list[Any]) -> str:
-        import platform
-
         return f"parex/v{__version__}/{platform.system().lower()}-{platform.machine()}/python{platform.python_version()}"
 
     def web3_sha3(self, params: list[Any]) -> str:
@@ -368,11 +367,11 @@ class Rpc:
             "uncles": [],
             "baseFeePerGas": qty(record.base_fee),
             "withdrawals": [],
-            "withdrawalsRoot": "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421",
+            "withdrawalsRoot": data(EMPTY_ROOT),
             "blobGasUsed": qty(record.blob_gas_used),
             "excessBlobGas": qty(record.excess_blob_gas),
             "parentBeaconBlockRoot": data(record.parent_beacon_block_root),
-            "requestsHash": "0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "requestsHash": data(EMPTY_REQUESTS_HASH),
             "mixHash": data(record.mix_hash),
         }
 
