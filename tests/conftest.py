@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from node_process import NodeProcess, start_node
 
 from parex import State
 from parex.engine import Address, BlockEnv
@@ -54,3 +59,10 @@ def universe(users: int = 16, pairs: int = 4, seed: int = 7) -> Universe:
     chain.run(calls)
     recipients = tuple(bytes([0xEE] * 19 + [i]) for i in range(4))
     return Universe(chain.env, chain.state, tuple(accounts), market, deployer, recipients)
+
+
+@pytest.fixture
+def parex_node(tmp_path: Path) -> Iterator[NodeProcess]:
+    """A running ``parex node`` (dev preset, 0.1 s blocks) on free ports, stopped afterwards."""
+    with start_node(tmp_path / "node", block_time=0.1) as node:
+        yield node

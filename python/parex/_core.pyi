@@ -1,5 +1,6 @@
 """Typed stubs of the `parex._core` extension module (crates/parex-python)."""
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Final, TypedDict, final
 
@@ -18,6 +19,15 @@ __all__ = [
     "sign_transactions",
     "state_root",
     "transactions_root",
+    "account_proof",
+    "call",
+    "decode_transaction",
+    "estimate_gas",
+    "seal_header",
+    "CallInvalid",
+    "CallResult",
+    "StateRootTracker",
+    "Store",
     "DecodeError",
     "InvalidBlock",
     "InvalidTransaction",
@@ -67,6 +77,7 @@ class DecodeError(TransactionError): ...
 class SignatureError(TransactionError): ...
 class InvalidTransaction(TransactionError): ...
 class StateError(ParexError): ...
+class CallInvalid(ParexError): ...
 
 class InvalidBlock(ParexError):
     exception: str
@@ -276,3 +287,131 @@ def import_block(
     sequential: bool = False,
     sequential_rule: bool = False,
 ) -> ImportedBlock: ...
+
+class _Authorization(TypedDict):
+    chain_id: int
+    address: bytes
+    nonce: int
+    y_parity: int
+    r: int
+    s: int
+
+class _DecodedTransaction(TypedDict):
+    hash: bytes
+    sender: bytes | None
+    type: int
+    chain_id: int | None
+    nonce: int
+    gas: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int | None
+    max_fee_per_blob_gas: int | None
+    blob_versioned_hashes: list[bytes]
+    to: bytes | None
+    value: int
+    input: bytes
+    access_list: list[tuple[bytes, list[bytes]]]
+    authorization_list: list[_Authorization]
+    v: int
+    y_parity: int
+    r: int
+    s: int
+
+@final
+class Store:
+    def __new__(cls, path: str | os.PathLike[str]) -> Store: ...
+    def head(self) -> int | None: ...
+    def commit_block(
+        self,
+        number: int,
+        hash: bytes | bytearray | str,
+        record: bytes | bytearray,
+        tx_hashes: Iterable[bytes | bytearray | str],
+        *,
+        result: BlockResult | None = None,
+        genesis: State | None = None,
+        meta: Mapping[str, bytes | bytearray] | None = None,
+    ) -> None: ...
+    def block(self, number: int) -> bytes | None: ...
+    def block_number(self, hash: bytes | bytearray | str) -> int | None: ...
+    def transaction(self, hash: bytes | bytearray | str) -> tuple[int, int] | None: ...
+    def meta(self, name: str) -> bytes | None: ...
+    def load_state(self) -> State: ...
+    def execute(
+        self,
+        env: Mapping[str, Any] | object,
+        transactions: Iterable[bytes | bytearray],
+        *,
+        threads: int | None = None,
+    ) -> BlockResult: ...
+
+@final
+class CallResult:
+    @property
+    def success(self) -> bool: ...
+    @property
+    def reverted(self) -> bool: ...
+    @property
+    def halt_reason(self) -> str | None: ...
+    @property
+    def gas_used(self) -> int: ...
+    @property
+    def output(self) -> bytes: ...
+    @property
+    def logs(self) -> list[Log]: ...
+    @property
+    def contract_address(self) -> bytes | None: ...
+
+def call(
+    env: Mapping[str, Any] | object,
+    state: State,
+    *,
+    sender: _Address | None = None,
+    to: _Address | None = None,
+    gas: int | None = None,
+    max_fee_per_gas: int | None = None,
+    max_priority_fee_per_gas: int | None = None,
+    value: int | None = None,
+    input: bytes | bytearray | None = None,
+    nonce: int | None = None,
+    access_list: Iterable[tuple[_Address, Iterable[bytes | bytearray | str]]] | None = None,
+) -> CallResult: ...
+def estimate_gas(
+    env: Mapping[str, Any] | object,
+    state: State,
+    *,
+    sender: _Address | None = None,
+    to: _Address | None = None,
+    gas: int | None = None,
+    max_fee_per_gas: int | None = None,
+    max_priority_fee_per_gas: int | None = None,
+    value: int | None = None,
+    input: bytes | bytearray | None = None,
+    nonce: int | None = None,
+    access_list: Iterable[tuple[_Address, Iterable[bytes | bytearray | str]]] | None = None,
+) -> int | CallResult: ...
+def decode_transaction(raw: bytes | bytearray, *, recover: bool = True) -> _DecodedTransaction: ...
+def seal_header(fields: Mapping[str, Any]) -> tuple[bytes, bytes]: ...
+
+class _StorageProof(TypedDict):
+    slot: int
+    value: int
+    proof: list[bytes]
+
+class _AccountProof(TypedDict):
+    address: bytes
+    exists: bool
+    balance: int
+    nonce: int
+    code_hash: bytes
+    storage_root: bytes
+    account_proof: list[bytes]
+    storage_proofs: list[_StorageProof]
+
+def account_proof(state: State, address: _Address, slots: Iterable[int]) -> _AccountProof: ...
+
+@final
+class StateRootTracker:
+    def __new__(cls, state: State) -> StateRootTracker: ...
+    def apply(self, result: BlockResult) -> None: ...
+    def root(self) -> bytes: ...

@@ -12,6 +12,9 @@ match its header or the parallel outcome differs.
 ``parex conformance PATH...`` runs the Ethereum execution-spec state tests under PATH through
 the parallel engine and checks post-state roots and logs hashes; it exits with status 1 on any
 failure.
+
+``parex node`` runs a dev chain (the ten standard dev accounts, chain id 31337) with a
+built-in sequencer, a crash-safe store and JSON-RPC on 127.0.0.1:8545; no flags needed.
 """
 
 from __future__ import annotations
@@ -438,6 +441,120 @@ def conformance_command(
         _print_conformance(report, out)
     if not report.ok:
         sys.exit(1)
+
+
+def _default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("parex")) / "node"
+
+
+@main.command("node")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the chain is stored [default: the per-user data folder, e.g. ~/.local/share/parex/node].",
+)
+@click.option("--genesis", "genesis_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A geth-style genesis JSON file [default: the dev preset].")
+@click.option("--chain-id", type=int, default=None, callback=_positive,
+              help="Chain id [default: the genesis file's, else 31337].")
+@click.option("--gas-limit", type=int, default=None, callback=_positive,
+              help="Block gas limit [default: the genesis file's, else 30,000,000].")
+@click.option("--http-port", type=click.IntRange(0, 65535), default=8545, show_default=True, help="JSON-RPC port on 127.0.0.1.")
+@click.option("--authrpc-port", type=click.IntRange(0, 65535), default=8551, show_default=True,
+              help="Engine API port on 127.0.0.1 (JWT); 0 disables it.")
+@click.option("--block-time", type=click.FloatRange(0, 3600), default=0.25, show_default=True,
+              help="Seconds between blocks; 0 turns the built-in sequencer off (a consensus "
+              "client drives blocks through the Engine API).")
+@click.option("--jwt-secret", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Hex JWT secret for the Engine API [default: DATA_DIR/jwt.hex, created if absent].")
+@click.option("--threads", type=int, default=None, callback=_positive, help="Block-STM workers [default: one per CPU].")
+def node_command(
+    data_dir: Path | None,
+    genesis_file: Path | None,
+    chain_id: int | None,
+    gas_limit: int | None,
+    http_port: int,
+    authrpc_port: int,
+    block_time: float,
+    jwt_secret: Path | None,
+    threads: int | None,
+) -> None:
+    """Run a dev chain: sequencer, persistence, JSON-RPC and the Engine API."""
+    from ._core import ParexError
+    from .engine import default_threads
+    from .node import ChainError, GenesisError, NodeConfig, dev_genesis, load_genesis, run_node
+    from .node.genesis import DEFAULT_CHAIN_ID, DEFAULT_GAS_LIMIT
+
+    try:
+        if genesis_file is not None:
+            genesis = load_genesis(genesis_file, chain_id=chain_id, gas_limit=gas_limit)
+        else:
+            genesis = dev_genesis(chain_id or DEFAULT_CHAIN_ID, gas_limit or DEFAULT_GAS_LIMIT)
+        config = NodeConfig(
+            data_dir=data_dir or _default_data_dir(),
+            genesis=genesis,
+            http_port=http_port,
+            authrpc_port=authrpc_port,
+            block_time=block_time,
+            jwt_secret=jwt_secret,
+            threads=threads or default_threads(),
+        )
+        run_node(config)
+    except (GenesisError, ChainError, ParexError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+@main.command("load")
+@click.option("--url", default="http://127.0.0.1:8545", show_default=True, help="The node's JSON-RPC URL.")
+@click.option("--workload", type=click.Choice(["erc20", "transfer"]), default="erc20", show_default=True)
+@click.option("--senders", type=int, default=500, show_default=True, callback=_positive, help="Sending accounts.")
+@click.option("--per-sender", type=int, default=20, show_default=True, callback=_positive,
+              help="Transactions per sender (nonce chains).")
+@click.option("--clients", type=int, default=4, show_default=True, callback=_positive, help="Submitting HTTP clients.")
+@click.option("--batch", type=int, default=100, show_default=True, callback=_positive,
+              help="Transactions per JSON-RPC batch.")
+@click.option("--key", default="0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+              show_default="the first dev account", help="Private key that funds the senders.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, nothing else.")
+def load_command(
+    url: str, workload: str, senders: int, per_sender: int, clients: int, batch: int, key: str, as_json: bool
+) -> None:
+    """Send signed transactions to a node over JSON-RPC; report tx/s, block fill and latency."""
+    from .node.load import LoadError, run_load
+
+    try:
+        secret = bytes.fromhex(key.removeprefix("0x"))
+    except ValueError:
+        raise click.BadParameter("not hex", param_hint="--key") from None
+    err = Console(stderr=True)
+    try:
+        report = run_load(
+            url,
+            workload=workload,
+            senders=senders,
+            per_sender=per_sender,
+            clients=clients,
+            batch=batch,
+            funder_secret=secret,
+            progress=(lambda m: None) if as_json else (lambda m: err.print(f"[dim]{m}[/dim]")),
+        )
+    except (LoadError, OSError) as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    table = Table(title=f"parex load: {workload} over {url}")
+    for name in ("transactions", "included", "tx/s", "blocks", "txs/block", "block fill", "p50 ms", "p99 ms"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        str(report.transactions), str(report.included), f"{report.tx_per_second:,.0f}", str(report.blocks),
+        f"{report.txs_per_block:,.0f}", f"{report.block_fill:.0%}", f"{report.latency_p50_ms:,.0f}",
+        f"{report.latency_p99_ms:,.0f}",
+    )
+    _stdout().print(table)
 
 
 if __name__ == "__main__":

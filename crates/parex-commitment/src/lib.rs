@@ -14,6 +14,11 @@ use parex_primitives::{keccak256, Bytes, Log, Receipt};
 use parex_state::InMemoryState;
 use rayon::prelude::*;
 
+pub mod incremental;
+pub mod proof;
+pub use incremental::StateRootTracker;
+pub use proof::{account_proof, AccountProof, StorageProof};
+
 /// The root of the state trie of a complete in-memory state.
 pub fn state_root(state: &InMemoryState) -> B256 {
     let accounts = state.accounts();

@@ -70,12 +70,14 @@
 //! the incarnation's database for the duration of one transaction.
 
 mod block;
+pub mod call;
 mod env;
 mod error;
 mod prepare;
 pub mod rpc_json;
 pub mod sign;
 mod task;
+pub mod txinfo;
 
 pub use block::{
     execute_block, execute_prepared, sequential_rule, BlockResult, BlockTrace, ExecConfig,

@@ -8,6 +8,7 @@ mod chain;
 mod conformance;
 mod convert;
 mod errors;
+mod node;
 mod replay;
 mod result;
 mod state;
@@ -346,6 +347,11 @@ mod _core {
     #[pymodule_export]
     use crate::errors::{
         DecodeError, InvalidTransaction, ParexError, SignatureError, StateError, TransactionError,
+    };
+    #[pymodule_export]
+    use crate::node::{
+        account_proof, call, decode_transaction, estimate_gas, seal_header, CallInvalid,
+        CallResult, StateRootTracker, Store,
     };
     #[pymodule_export]
     use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};

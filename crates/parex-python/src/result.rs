@@ -16,7 +16,7 @@ use std::sync::Arc;
 #[pyclass(module = "parex._core", frozen, eq)]
 #[derive(PartialEq)]
 pub struct Log {
-    inner: RustLog,
+    pub(crate) inner: RustLog,
 }
 
 #[pymethods]

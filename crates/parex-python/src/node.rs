@@ -1,0 +1,712 @@
+//! Bindings for `parex node`: the persistent store, calls and gas estimates, transaction
+//! decoding and block headers. Every call that touches the disk or runs the EVM releases the
+//! GIL; panics are caught and raised as `ParexError`.
+
+use crate::convert::{
+    address_arg, b256_arg, bad, bytes_arg, bytes_to_py, fixed_arg, u256_arg, u256_to_py, uint_arg,
+};
+use crate::errors::{panic_error, ParexError, StateError};
+use crate::result::{BlockResult, Log};
+use crate::state::State;
+use alloy_primitives::{Bloom, B64};
+use parex_evm::call::{CallError, CallOutcome, CallRequest, CallStatus};
+use parex_primitives::{AccountChange, Address, Bytes, StateChanges, B256};
+use parex_state::{InMemoryState, StateViewRef};
+use parex_store::{BlockCommit, StoreError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyTuple};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+fn store_error(err: StoreError) -> PyErr {
+    match err {
+        StoreError::Db(_) => StateError::new_err(err.to_string()),
+        StoreError::Usage(_) => pyo3::exceptions::PyValueError::new_err(err.to_string()),
+    }
+}
+
+fn caught<T>(what: &str, f: impl FnOnce() -> T) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_error(what, &*p))
+}
+
+/// Every account of `state` as changes over an empty state: how a genesis is committed.
+fn genesis_changes(state: &InMemoryState) -> Result<StateChanges, parex_state::StateError> {
+    let mut changes = StateChanges::new();
+    for (address, info, storage) in state.accounts() {
+        let code = match state.code_by_hash(&info.code_hash)? {
+            Some(code) if !code.is_empty() => Some(code),
+            _ => None,
+        };
+        changes.insert(
+            address,
+            AccountChange {
+                info: Some(info),
+                code,
+                storage_cleared: false,
+                storage: storage.into_iter().collect(),
+            },
+        );
+    }
+    Ok(changes)
+}
+
+/// The node's embedded database (redb): blocks, receipts, the transaction index and the
+/// state, one durable write transaction per block.
+#[pyclass(module = "parex._core", frozen)]
+pub struct Store {
+    inner: Arc<parex_store::Store>,
+    path: String,
+}
+
+#[pymethods]
+impl Store {
+    /// Opens the store at `path` (a file), creating it when absent.
+    #[new]
+    fn new(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let display = path.display().to_string();
+        let store = py
+            .detach(|| caught("store open", || parex_store::Store::open(&path)))?
+            .map_err(store_error)?;
+        Ok(Store {
+            inner: Arc::new(store),
+            path: display,
+        })
+    }
+
+    /// The number of the last committed block; `None` for an empty store.
+    fn head(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        let store = Arc::clone(&self.inner);
+        py.detach(|| caught("store head", || store.head()))?
+            .map_err(store_error)
+    }
+
+    /// Commits block `number` in one durable write transaction: its `record`, hash and
+    /// transaction hashes with the state changes of `result`, or for the genesis every account
+    /// of `genesis`, or none (an empty block); `meta` entries are written with it. Blocks
+    /// must follow the head.
+    #[pyo3(signature = (number, hash, record, tx_hashes, *, result = None, genesis = None, meta = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn commit_block(
+        &self,
+        py: Python<'_>,
+        number: &Bound<'_, PyAny>,
+        hash: &Bound<'_, PyAny>,
+        record: &Bound<'_, PyAny>,
+        tx_hashes: &Bound<'_, PyAny>,
+        result: Option<&Bound<'_, BlockResult>>,
+        genesis: Option<&Bound<'_, State>>,
+        meta: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let number: u64 = uint_arg("number", number)?;
+        let hash = b256_arg("hash", hash)?;
+        let record = bytes_arg("record", record)?;
+        let tx_hashes: Vec<B256> = tx_hashes
+            .try_iter()
+            .map_err(|_| bad("tx_hashes", "expected a list of 32-byte hashes"))?
+            .enumerate()
+            .map(|(i, h)| b256_arg(&format!("tx_hashes[{i}]"), &h?))
+            .collect::<PyResult<_>>()?;
+        let mut meta_entries: Vec<(String, Vec<u8>)> = Vec::new();
+        if let Some(meta) = meta {
+            for (key, value) in meta.iter() {
+                let key: String = key.extract().map_err(|_| bad("meta", "keys must be str"))?;
+                let value = bytes_arg(&format!("meta[{key:?}]"), &value)?;
+                meta_entries.push((key, value));
+            }
+        }
+        enum Source {
+            Result(Arc<parex_evm::BlockResult>),
+            Genesis(Arc<InMemoryState>),
+            Empty,
+        }
+        let source = match (result, genesis) {
+            (Some(r), None) => Source::Result(Arc::clone(&r.get().inner)),
+            (None, Some(g)) => Source::Genesis(Arc::clone(&g.borrow().inner)),
+            (None, None) => Source::Empty,
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "result",
+                    "pass at most one of result= (a block) and genesis= (the genesis state)",
+                ))
+            }
+        };
+        let store = Arc::clone(&self.inner);
+        py.detach(move || {
+            caught("store commit", || {
+                let genesis;
+                let empty = StateChanges::new();
+                let changes = match &source {
+                    Source::Empty => &empty,
+                    Source::Result(r) => &r.changes,
+                    Source::Genesis(state) => {
+                        genesis = genesis_changes(state).map_err(|e| StoreError::Db(e.0))?;
+                        &genesis
+                    }
+                };
+                let meta: Vec<(&str, &[u8])> = meta_entries
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_slice()))
+                    .collect();
+                store.commit_block(&BlockCommit {
+                    number,
+                    hash,
+                    record: &record,
+                    tx_hashes: &tx_hashes,
+                    changes,
+                    meta: &meta,
+                })
+            })
+        })?
+        .map_err(store_error)
+    }
+
+    /// The record of block `number`, or `None`.
+    fn block<'py>(
+        &self,
+        py: Python<'py>,
+        number: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let number: u64 = uint_arg("number", number)?;
+        let store = Arc::clone(&self.inner);
+        let record = py
+            .detach(|| caught("store read", || store.block(number)))?
+            .map_err(store_error)?;
+        Ok(record.map(|r| bytes_to_py(py, &r)))
+    }
+
+    /// The number of the block with hash `hash`, or `None`.
+    fn block_number(&self, py: Python<'_>, hash: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+        let hash = b256_arg("hash", hash)?;
+        let store = Arc::clone(&self.inner);
+        py.detach(|| caught("store read", || store.block_number(&hash)))?
+            .map_err(store_error)
+    }
+
+    /// `(block number, index)` of the transaction with hash `hash`, or `None`.
+    fn transaction(&self, py: Python<'_>, hash: &Bound<'_, PyAny>) -> PyResult<Option<(u64, u32)>> {
+        let hash = b256_arg("hash", hash)?;
+        let store = Arc::clone(&self.inner);
+        py.detach(|| caught("store read", || store.transaction(&hash)))?
+            .map_err(store_error)
+    }
+
+    /// A `meta` entry, or `None`.
+    fn meta<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let store = Arc::clone(&self.inner);
+        let name = name.to_string();
+        let value = py
+            .detach(|| caught("store read", || store.meta(&name)))?
+            .map_err(store_error)?;
+        Ok(value.map(|v| bytes_to_py(py, &v)))
+    }
+
+    /// The whole state after the head block, as an in-memory `State`.
+    fn load_state(&self, py: Python<'_>) -> PyResult<State> {
+        let store = Arc::clone(&self.inner);
+        let state = py
+            .detach(|| caught("store load", || store.load_state()))?
+            .map_err(store_error)?;
+        Ok(State {
+            inner: Arc::new(state),
+        })
+    }
+
+    /// Executes a block against the store's state (a consistent snapshot), as `execute` does
+    /// against a `State`: the persistent store plugs into the engine like the in-memory one.
+    #[pyo3(signature = (env, transactions, *, threads = None))]
+    fn execute(
+        &self,
+        py: Python<'_>,
+        env: &Bound<'_, PyAny>,
+        transactions: &Bound<'_, PyAny>,
+        threads: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<BlockResult> {
+        let env = crate::block_env(Some(env), None)?;
+        let threads = match threads {
+            Some(t) => crate::threads_arg(t)?,
+            None => 1,
+        };
+        let transactions = crate::convert::transactions_arg(transactions)?;
+        let store = Arc::clone(&self.inner);
+        let config = parex_evm::ExecConfig {
+            threads,
+            ..parex_evm::ExecConfig::default()
+        };
+        let outcome = py.detach(move || {
+            caught("block execution", || {
+                let view = store
+                    .view()
+                    .map_err(|e| parex_evm::BlockError::State(e.to_string()))?;
+                parex_evm::execute_block(&env, &transactions, &view, &config)
+            })
+        })?;
+        match outcome {
+            Ok(result) => Ok(BlockResult {
+                inner: Arc::new(result),
+            }),
+            Err(err) => Err(crate::errors::block_error(py, &err)),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Store({:?})", self.path)
+    }
+}
+
+/// What `call` produced; nothing of it was committed.
+#[pyclass(module = "parex._core", frozen)]
+pub struct CallResult {
+    inner: CallOutcome,
+}
+
+#[pymethods]
+impl CallResult {
+    /// True when the call returned normally.
+    #[getter]
+    fn success(&self) -> bool {
+        self.inner.status == CallStatus::Success
+    }
+    /// True when the call ended in `REVERT` (`output` is the revert data).
+    #[getter]
+    fn reverted(&self) -> bool {
+        self.inner.status == CallStatus::Revert
+    }
+    /// Why the call halted exceptionally ("out of gas", "invalid opcode", ...), else `None`.
+    #[getter]
+    fn halt_reason(&self) -> Option<String> {
+        match &self.inner.status {
+            CallStatus::Halt(reason) => Some(reason.clone()),
+            _ => None,
+        }
+    }
+    #[getter]
+    fn gas_used(&self) -> u64 {
+        self.inner.gas_used
+    }
+    #[getter]
+    fn output<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes_to_py(py, &self.inner.output)
+    }
+    #[getter]
+    fn logs(&self) -> Vec<Log> {
+        self.inner
+            .logs
+            .iter()
+            .map(|l| Log { inner: l.clone() })
+            .collect()
+    }
+    #[getter]
+    fn contract_address<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.inner
+            .contract_address
+            .map(|a| bytes_to_py(py, a.as_slice()))
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "CallResult(status={:?}, gas_used={}, output={} bytes)",
+            self.inner.status,
+            self.inner.gas_used,
+            self.inner.output.len()
+        )
+    }
+}
+
+pyo3::create_exception!(
+    parex._core,
+    CallInvalid,
+    ParexError,
+    "The message cannot run as a transaction here (insufficient funds, nonce, intrinsic gas)."
+);
+
+#[allow(clippy::too_many_arguments)]
+fn call_request<'py>(
+    sender: Option<&Bound<'py, PyAny>>,
+    to: Option<&Bound<'py, PyAny>>,
+    gas: Option<&Bound<'py, PyAny>>,
+    max_fee_per_gas: Option<&Bound<'py, PyAny>>,
+    max_priority_fee_per_gas: Option<&Bound<'py, PyAny>>,
+    value: Option<&Bound<'py, PyAny>>,
+    input: Option<&Bound<'py, PyAny>>,
+    nonce: Option<&Bound<'py, PyAny>>,
+    access_list: Option<&Bound<'py, PyAny>>,
+) -> PyResult<CallRequest> {
+    let some = |v: Option<&Bound<'py, PyAny>>| v.filter(|v| !v.is_none()).cloned();
+    let mut request = CallRequest::default();
+    if let Some(v) = some(sender) {
+        request.from = address_arg("sender", &v)?;
+    }
+    if let Some(v) = some(to) {
+        request.to = Some(address_arg("to", &v)?);
+    }
+    if let Some(v) = some(gas) {
+        request.gas = Some(uint_arg("gas", &v)?);
+    }
+    if let Some(v) = some(max_fee_per_gas) {
+        request.max_fee_per_gas = Some(uint_arg("max_fee_per_gas", &v)?);
+    }
+    if let Some(v) = some(max_priority_fee_per_gas) {
+        request.max_priority_fee_per_gas = Some(uint_arg("max_priority_fee_per_gas", &v)?);
+    }
+    if let Some(v) = some(value) {
+        request.value = u256_arg("value", &v)?;
+    }
+    if let Some(v) = some(input) {
+        request.input = Bytes::from(bytes_arg("input", &v)?);
+    }
+    if let Some(v) = some(nonce) {
+        request.nonce = Some(uint_arg("nonce", &v)?);
+    }
+    if let Some(v) = some(access_list) {
+        let mut items = Vec::new();
+        for (i, item) in v
+            .try_iter()
+            .map_err(|_| bad("access_list", "expected a list of (address, [slot, ...])"))?
+            .enumerate()
+        {
+            let name = format!("access_list[{i}]");
+            let (address, keys): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?
+                .extract()
+                .map_err(|_| bad(&name, "expected (address, [slot, ...])"))?;
+            let address = address_arg(&name, &address)?;
+            let keys = keys
+                .try_iter()
+                .map_err(|_| bad(&name, "expected a list of 32-byte storage keys"))?
+                .map(|k| b256_arg(&name, &k?))
+                .collect::<PyResult<Vec<_>>>()?;
+            items.push(alloy_eips_item(address, keys));
+        }
+        request.access_list = items.into();
+    }
+    Ok(request)
+}
+
+fn alloy_eips_item(address: Address, storage_keys: Vec<B256>) -> parex_evm::call::AccessListItem {
+    parex_evm::call::AccessListItem {
+        address,
+        storage_keys,
+    }
+}
+
+fn call_error(err: CallError) -> PyErr {
+    match err {
+        CallError::Invalid(reason) => CallInvalid::new_err(reason),
+        CallError::State(reason) => StateError::new_err(reason),
+    }
+}
+
+/// Executes one message on top of `state` in the block `env`, committing nothing
+/// (`eth_call`). Raises `CallInvalid` when the message cannot run as a transaction.
+#[pyfunction]
+#[pyo3(signature = (env, state, *, sender = None, to = None, gas = None, max_fee_per_gas = None, max_priority_fee_per_gas = None, value = None, input = None, nonce = None, access_list = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn call(
+    py: Python<'_>,
+    env: &Bound<'_, PyAny>,
+    state: &Bound<'_, State>,
+    sender: Option<&Bound<'_, PyAny>>,
+    to: Option<&Bound<'_, PyAny>>,
+    gas: Option<&Bound<'_, PyAny>>,
+    max_fee_per_gas: Option<&Bound<'_, PyAny>>,
+    max_priority_fee_per_gas: Option<&Bound<'_, PyAny>>,
+    value: Option<&Bound<'_, PyAny>>,
+    input: Option<&Bound<'_, PyAny>>,
+    nonce: Option<&Bound<'_, PyAny>>,
+    access_list: Option<&Bound<'_, PyAny>>,
+) -> PyResult<CallResult> {
+    let env = crate::block_env(Some(env), None)?;
+    let request = call_request(
+        sender,
+        to,
+        gas,
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+        value,
+        input,
+        nonce,
+        access_list,
+    )?;
+    let state = Arc::clone(&state.borrow().inner);
+    let outcome =
+        py.detach(move || caught("call", || parex_evm::call::call(&env, &request, &*state)))?;
+    outcome
+        .map(|inner| CallResult { inner })
+        .map_err(call_error)
+}
+
+/// The least gas limit at which the message succeeds (`eth_estimateGas`), or the failing
+/// `CallResult` at the gas cap when no limit helps (a revert or halt).
+#[pyfunction]
+#[pyo3(signature = (env, state, *, sender = None, to = None, gas = None, max_fee_per_gas = None, max_priority_fee_per_gas = None, value = None, input = None, nonce = None, access_list = None))]
+#[allow(clippy::too_many_arguments)]
+pub fn estimate_gas(
+    py: Python<'_>,
+    env: &Bound<'_, PyAny>,
+    state: &Bound<'_, State>,
+    sender: Option<&Bound<'_, PyAny>>,
+    to: Option<&Bound<'_, PyAny>>,
+    gas: Option<&Bound<'_, PyAny>>,
+    max_fee_per_gas: Option<&Bound<'_, PyAny>>,
+    max_priority_fee_per_gas: Option<&Bound<'_, PyAny>>,
+    value: Option<&Bound<'_, PyAny>>,
+    input: Option<&Bound<'_, PyAny>>,
+    nonce: Option<&Bound<'_, PyAny>>,
+    access_list: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
+    let env = crate::block_env(Some(env), None)?;
+    let request = call_request(
+        sender,
+        to,
+        gas,
+        max_fee_per_gas,
+        max_priority_fee_per_gas,
+        value,
+        input,
+        nonce,
+        access_list,
+    )?;
+    let state = Arc::clone(&state.borrow().inner);
+    let outcome = py.detach(move || {
+        caught("estimate_gas", || {
+            parex_evm::call::estimate_gas(&env, &request, &*state)
+        })
+    })?;
+    match outcome.map_err(call_error)? {
+        Ok(gas) => Ok(gas.into_pyobject(py)?.into_any().unbind()),
+        Err(inner) => Ok(Py::new(py, CallResult { inner })?.into_any()),
+    }
+}
+
+/// Decodes one raw EIP-2718 transaction (types 0-4) and recovers its sender; raises
+/// `DecodeError` or `SignatureError`. Returns a dict of its fields (see the stubs).
+/// `recover=False` skips the (costly) sender recovery for transactions already in a block:
+/// `sender` is then `None` and the signature is not checked.
+#[pyfunction]
+#[pyo3(signature = (raw, *, recover = true))]
+pub fn decode_transaction<'py>(
+    py: Python<'py>,
+    raw: &Bound<'py, PyAny>,
+    recover: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let raw = bytes_arg("raw", raw)?;
+    let decode = move || {
+        caught("decode_transaction", || {
+            if recover {
+                parex_evm::txinfo::decode_transaction(&raw)
+            } else {
+                parex_evm::txinfo::decode_transaction_unrecovered(&raw)
+            }
+        })
+    };
+    // Recovery (~40 us) runs with the GIL released, so RPC threads admit in parallel.
+    let info = if recover { py.detach(decode) } else { decode() }?
+        .map_err(|e| crate::errors::block_error(py, &e))?;
+    let out = PyDict::new(py);
+    out.set_item("hash", bytes_to_py(py, info.hash.as_slice()))?;
+    if recover {
+        out.set_item("sender", bytes_to_py(py, info.sender.as_slice()))?;
+    } else {
+        out.set_item("sender", py.None())?;
+    }
+    out.set_item("type", info.tx_type)?;
+    out.set_item("chain_id", info.chain_id)?;
+    out.set_item("nonce", info.nonce)?;
+    out.set_item("gas", info.gas_limit)?;
+    out.set_item("max_fee_per_gas", info.max_fee_per_gas)?;
+    out.set_item("max_priority_fee_per_gas", info.max_priority_fee_per_gas)?;
+    out.set_item("max_fee_per_blob_gas", info.max_fee_per_blob_gas)?;
+    out.set_item(
+        "blob_versioned_hashes",
+        PyList::new(
+            py,
+            info.blob_versioned_hashes
+                .iter()
+                .map(|h| bytes_to_py(py, h.as_slice())),
+        )?,
+    )?;
+    out.set_item("to", info.to.map(|a| bytes_to_py(py, a.as_slice())))?;
+    out.set_item("value", u256_to_py(py, &info.value)?)?;
+    out.set_item("input", bytes_to_py(py, &info.input))?;
+    let access_list = PyList::empty(py);
+    for (address, keys) in &info.access_list {
+        let keys = PyList::new(py, keys.iter().map(|k| bytes_to_py(py, k.as_slice())))?;
+        access_list.append(PyTuple::new(
+            py,
+            [
+                bytes_to_py(py, address.as_slice()).into_any(),
+                keys.into_any(),
+            ],
+        )?)?;
+    }
+    out.set_item("access_list", access_list)?;
+    let authorizations = PyList::empty(py);
+    for (chain_id, address, nonce, y_parity, r, s) in &info.authorization_list {
+        let item = PyDict::new(py);
+        item.set_item("chain_id", u256_to_py(py, chain_id)?)?;
+        item.set_item("address", bytes_to_py(py, address.as_slice()))?;
+        item.set_item("nonce", *nonce)?;
+        item.set_item("y_parity", *y_parity)?;
+        item.set_item("r", u256_to_py(py, r)?)?;
+        item.set_item("s", u256_to_py(py, s)?)?;
+        authorizations.append(item)?;
+    }
+    out.set_item("authorization_list", authorizations)?;
+    out.set_item("v", info.v)?;
+    out.set_item("y_parity", info.y_parity as u8)?;
+    out.set_item("r", u256_to_py(py, &info.r)?)?;
+    out.set_item("s", u256_to_py(py, &info.s)?)?;
+    Ok(out)
+}
+
+const HEADER_FIELDS: &str = "parent_hash, beneficiary, state_root, transactions_root, receipts_root, logs_bloom, number, gas_limit, gas_used, timestamp, extra_data, mix_hash, base_fee_per_gas, withdrawals_root, blob_gas_used, excess_blob_gas, parent_beacon_block_root, requests_hash";
+
+/// The hash and RLP encoding of a post-merge block header (alloy-consensus `Header`; no
+/// ommers, zero difficulty and nonce). `fields` maps the names in the stubs to values;
+/// the fork fields (`withdrawals_root` .. `requests_hash`) may be absent or `None`.
+#[pyfunction]
+pub fn seal_header<'py>(
+    py: Python<'py>,
+    fields: &Bound<'py, PyMapping>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let get = |name: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
+        match fields.get_item(name) {
+            Ok(v) if !v.is_none() => Ok(Some(v)),
+            Ok(_) => Ok(None),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => Ok(None),
+            Err(e) => Err(e),
+        }
+    };
+    let need = |name: &str| -> PyResult<Bound<'py, PyAny>> {
+        get(name)?.ok_or_else(|| {
+            bad(
+                &format!("fields.{name}"),
+                format!("required; header fields are {HEADER_FIELDS}"),
+            )
+        })
+    };
+    let b256 = |name: &str| -> PyResult<B256> { b256_arg(&format!("fields.{name}"), &need(name)?) };
+    let opt_b256 = |name: &str| -> PyResult<Option<B256>> {
+        get(name)?
+            .map(|v| b256_arg(&format!("fields.{name}"), &v))
+            .transpose()
+    };
+    let num = |name: &str| -> PyResult<u64> { uint_arg(&format!("fields.{name}"), &need(name)?) };
+    let opt_num = |name: &str| -> PyResult<Option<u64>> {
+        get(name)?
+            .map(|v| uint_arg(&format!("fields.{name}"), &v))
+            .transpose()
+    };
+    let header = alloy_consensus::Header {
+        parent_hash: b256("parent_hash")?,
+        ommers_hash: alloy_consensus::EMPTY_OMMER_ROOT_HASH,
+        beneficiary: address_arg("fields.beneficiary", &need("beneficiary")?)?,
+        state_root: b256("state_root")?,
+        transactions_root: b256("transactions_root")?,
+        receipts_root: b256("receipts_root")?,
+        logs_bloom: Bloom::from(fixed_arg::<256>("fields.logs_bloom", &need("logs_bloom")?)?),
+        difficulty: Default::default(),
+        number: num("number")?,
+        gas_limit: num("gas_limit")?,
+        gas_used: num("gas_used")?,
+        timestamp: num("timestamp")?,
+        extra_data: match get("extra_data")? {
+            Some(v) => Bytes::from(bytes_arg("fields.extra_data", &v)?),
+            None => Bytes::new(),
+        },
+        mix_hash: b256("mix_hash")?,
+        nonce: B64::ZERO,
+        base_fee_per_gas: opt_num("base_fee_per_gas")?,
+        withdrawals_root: opt_b256("withdrawals_root")?,
+        blob_gas_used: opt_num("blob_gas_used")?,
+        excess_blob_gas: opt_num("excess_blob_gas")?,
+        parent_beacon_block_root: opt_b256("parent_beacon_block_root")?,
+        requests_hash: opt_b256("requests_hash")?,
+        ..Default::default()
+    };
+    let mut rlp = Vec::new();
+    alloy_rlp::Encodable::encode(&header, &mut rlp);
+    let hash = parex_primitives::keccak256(&rlp);
+    Ok((bytes_to_py(py, hash.as_slice()), bytes_to_py(py, &rlp)))
+}
+
+/// The EIP-1186 proof of `address` and of `slots` in its storage against `state_root(state)`
+/// (`eth_getProof`). Builds the whole trie: linear in the state's size.
+#[pyfunction]
+pub fn account_proof<'py>(
+    py: Python<'py>,
+    state: &Bound<'py, State>,
+    address: &Bound<'py, PyAny>,
+    slots: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let address = address_arg("address", address)?;
+    let slots: Vec<parex_primitives::U256> = slots
+        .try_iter()
+        .map_err(|_| bad("slots", "expected a list of storage slots"))?
+        .enumerate()
+        .map(|(i, s)| u256_arg(&format!("slots[{i}]"), &s?))
+        .collect::<PyResult<_>>()?;
+    let state = Arc::clone(&state.borrow().inner);
+    let proof = py.detach(move || {
+        caught("account_proof", || {
+            parex_commitment::account_proof(&state, address, &slots)
+        })
+    })?;
+    let nodes = |list: &[Bytes]| PyList::new(py, list.iter().map(|n| bytes_to_py(py, n)));
+    let out = PyDict::new(py);
+    out.set_item("address", bytes_to_py(py, proof.address.as_slice()))?;
+    let info = proof.info.unwrap_or_default();
+    out.set_item("exists", proof.info.is_some())?;
+    out.set_item("balance", u256_to_py(py, &info.balance)?)?;
+    out.set_item("nonce", info.nonce)?;
+    out.set_item("code_hash", bytes_to_py(py, info.code_hash.as_slice()))?;
+    out.set_item(
+        "storage_root",
+        bytes_to_py(py, proof.storage_root.as_slice()),
+    )?;
+    out.set_item("account_proof", nodes(&proof.account_proof)?)?;
+    let storage = PyList::empty(py);
+    for sp in &proof.storage_proofs {
+        let item = PyDict::new(py);
+        item.set_item("slot", u256_to_py(py, &sp.slot)?)?;
+        item.set_item("value", u256_to_py(py, &sp.value)?)?;
+        item.set_item("proof", nodes(&sp.proof)?)?;
+        storage.append(item)?;
+    }
+    out.set_item("storage_proofs", storage)?;
+    Ok(out)
+}
+
+/// The state root of a state followed block by block: the tries stay in memory with their
+/// node hashes, so each block re-hashes only what it changed (`state_root(state)` recomputes
+/// everything). Build it from the state, then `apply` each block's result to both.
+#[pyclass(module = "parex._core")]
+pub struct StateRootTracker {
+    inner: parex_commitment::StateRootTracker,
+}
+
+#[pymethods]
+impl StateRootTracker {
+    #[new]
+    fn new(py: Python<'_>, state: &Bound<'_, State>) -> PyResult<Self> {
+        let state = Arc::clone(&state.borrow().inner);
+        let inner = py.detach(move || {
+            caught("state root tracker", || {
+                parex_commitment::StateRootTracker::new(&state)
+            })
+        })?;
+        Ok(StateRootTracker { inner })
+    }
+
+    /// Follows one block: the same changes `State.apply(result)` makes.
+    fn apply(&mut self, py: Python<'_>, result: &Bound<'_, BlockResult>) -> PyResult<()> {
+        let result = Arc::clone(&result.get().inner);
+        let inner = &mut self.inner;
+        py.detach(move || caught("state root tracker", || inner.apply(&result.changes)))
+    }
+
+    /// The state root after the blocks applied so far.
+    fn root<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let inner = &mut self.inner;
+        let root = py.detach(move || caught("state root tracker", || inner.root()))?;
+        Ok(bytes_to_py(py, root.as_slice()))
+    }
+}

@@ -1,0 +1,434 @@
+"""
+The Engine API endpoint (authrpc, default 127.0.0.1:8551), behind JWT authentication.
+
+Every request must carry ``Authorization: Bearer <token>``: an HS256 JWT signed with the
+32-byte secret of ``--jwt-secret`` (hex; created with a random secret when the file does not
+exist, as geth and reth do), whose ``iat`` claim is within 60 seconds of the node's clock.
+Anything else is refused with HTTP 401 before the body is read.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jwt
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .. import __version__, _core
+from .._core import ParexError
+from .chain import BlockRecord, Chain, ChainError, Prepared, next_base_fee, next_excess_blob_gas
+from .mempool import Mempool
+from .rpc import Rpc, RpcError, parse_data, parse_qty
+
+IAT_WINDOW_SECONDS = 60
+CAPABILITIES = [
+    "engine_exchangeCapabilities",
+    "engine_forkchoiceUpdatedV3",
+    "engine_getPayloadV3",
+    "engine_getPayloadV4",
+    "engine_newPayloadV3",
+    "engine_newPayloadV4",
+    "engine_getClientVersionV1",
+    "txpoolExt_getTxs",
+]
+
+
+class JwtError(ValueError):
+    pass
+
+
+def load_jwt_secret(path: Path) -> bytes:
+    """Reads the hex secret at ``path``, writing a fresh random one when the file is absent."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    text = path.read_text().strip()
+    if text.startswith(("0x", "0X")):
+        text = text[2:]
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise JwtError(f"JWT secret file {path} is not hex") from None
+    if len(secret) != 32:
+        raise JwtError(f"JWT secret file {path} holds {len(secret)} bytes; expected 32")
+    return secret
+
+
+def check_token(header: str | None, secret: bytes, now: float | None = None) -> None:
+    """Raises ``JwtError`` unless ``header`` is a valid ``Bearer`` HS256 token."""
+    if not header or not header.startswith("Bearer "):
+        raise JwtError("missing bearer token")
+    token = header[len("Bearer ") :].strip()
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=["HS256"],
+            options={"verify_exp": True, "verify_iat": False, "require": ["iat"]},
+        )
+    except jwt.PyJWTError as e:
+        raise JwtError(f"invalid token: {e}") from None
+    iat = claims.get("iat")
+    if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+        raise JwtError("invalid token: iat is not a number")
+    current = time.time() if now is None else now
+    if abs(current - iat) > IAT_WINDOW_SECONDS:
+        raise JwtError(f"stale token: iat {int(iat)} is more than {IAT_WINDOW_SECONDS}s from now")
+
+
+PAYLOAD_CACHE = 64
+UNKNOWN_PAYLOAD = -38001
+INVALID_FORKCHOICE_STATE = -38002
+INVALID_PAYLOAD_ATTRIBUTES = -38003
+
+
+class EngineError(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _status(status: str, latest_valid: bytes | None, error: str | None = None) -> dict[str, Any]:
+    return {
+        "status": status,
+        "latestValidHash": None if latest_valid is None else "0x" + latest_valid.hex(),
+        "validationError": error,
+    }
+
+
+class EngineApi:
+    """
+    The engine_* methods over one linear chain. A consensus client (OP-Stack op-node, an
+    Evolve node) drives block production: forkchoiceUpdated with payload attributes builds a
+    payload, getPayload returns it, newPayload validates and commits it, forkchoiceUpdated
+    makes it the head. parex keeps one chain: a payload must extend the head (no reorgs).
+    """
+
+    def __init__(self, chain: Chain, mempool: Mempool, rpc: Rpc):
+        self.chain = chain
+        self.mempool = mempool
+        self.rpc = rpc
+        self._payloads: OrderedDict[bytes, Prepared] = OrderedDict()
+        self._lock = threading.Lock()
+        self.methods: dict[str, Callable[[list[Any]], Any]] = {
+            "engine_exchangeCapabilities": lambda p: CAPABILITIES,
+            "engine_forkchoiceUpdatedV3": self.forkchoice_updated,
+            "engine_forkchoiceUpdatedV2": self.forkchoice_updated,
+            "engine_getPayloadV3": lambda p: self.get_payload(p, version=3),
+            "engine_getPayloadV4": lambda p: self.get_payload(p, version=4),
+            "engine_newPayloadV3": lambda p: self.new_payload(p, version=3),
+            "engine_newPayloadV4": lambda p: self.new_payload(p, version=4),
+            "engine_getClientVersionV1": lambda p: [
+                {"code": "PX", "name": "parex", "version": __version__, "commit": "0x00000000"}
+            ],
+            "txpoolExt_getTxs": self.txpool_get_txs,
+        }
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def handle_one(self, request: Any) -> dict[str, Any] | None:
+        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+            return self.rpc.handle_one(request)
+        handler = self.methods.get(request["method"])
+        if handler is None:
+            # eth_* on the engine port too: op-node reads blocks through it.
+            return self.rpc.handle_one(request)
+        request_id = request.get("id")
+        params = request.get("params") or []
+        if not isinstance(params, list):
+            return _error(request_id, -32602, "invalid params: expected an array")
+        try:
+            return {"jsonrpc": "2.0", "id": request_id, "result": handler(params)}
+        except EngineError as e:
+            return _error(request_id, e.code, e.message)
+        except RpcError as e:
+            return {"jsonrpc": "2.0", "id": request_id, "error": e.to_json()}
+        except Exception as e:  # a bug; keep serving
+            return _error(request_id, -32603, f"internal error: {type(e).__name__}: {e}")
+
+    # -- methods ----------------------------------------------------------------------------
+
+    def forkchoice_updated(self, params: list[Any]) -> dict[str, Any]:
+        if not params or not isinstance(params[0], dict):
+            raise RpcError(-32602, "invalid argument 0: expected a forkchoice state object")
+        state = params[0]
+        head_hash = parse_data(state.get("headBlockHash"), 0, "headBlockHash", 32)
+        attributes = params[1] if len(params) > 1 else None
+        head = self.chain.head
+        if head_hash != head.hash:
+            known = self.chain.block_by_hash(head_hash)
+            if known is None:
+                return {"payloadStatus": _status("SYNCING", None), "payloadId": None}
+            raise EngineError(
+                INVALID_FORKCHOICE_STATE,
+                f"head 0x{head_hash.hex()} (block {known.number}) is not the chain head "
+                f"0x{head.hash.hex()} (block {head.number}); parex does not reorg",
+            )
+        payload_id = None
+        if attributes is not None:
+            payload_id = self._build(head, attributes)
+        return {"payloadStatus": _status("VALID", head.hash), "payloadId": payload_id}
+
+    def _build(self, head: BlockRecord, attributes: Any) -> str:
+        if not isinstance(attributes, dict):
+            raise RpcError(-32602, "invalid argument 1: expected payload attributes")
+        try:
+            timestamp = parse_qty(attributes.get("timestamp"), 1, "timestamp", 64)
+            prev_randao = parse_data(attributes.get("prevRandao"), 1, "prevRandao", 32)
+            fee_recipient = parse_data(attributes.get("suggestedFeeRecipient"), 1, "suggestedFeeRecipient", 20)
+            beacon_root = parse_data(
+                attributes.get("parentBeaconBlockRoot", "0x" + "00" * 32), 1, "parentBeaconBlockRoot", 32
+            )
+            forced = [parse_data(t, 1, "transactions") for t in attributes.get("transactions") or []]
+            gas_limit = (
+                parse_qty(attributes["gasLimit"], 1, "gasLimit", 64)
+                if attributes.get("gasLimit") is not None
+                else self.chain.gas_limit
+            )
+        except RpcError as e:
+            raise EngineError(INVALID_PAYLOAD_ATTRIBUTES, e.message) from None
+        if attributes.get("withdrawals"):
+            raise EngineError(INVALID_PAYLOAD_ATTRIBUTES, "withdrawals are not supported by parex")
+        if timestamp <= head.timestamp:
+            raise EngineError(
+                INVALID_PAYLOAD_ATTRIBUTES,
+                f"timestamp {timestamp} is not after the head's {head.timestamp}",
+            )
+        env = self.chain.pending_env(timestamp).replace(
+            timestamp=timestamp, prevrandao=prev_randao, beneficiary=fee_recipient, gas_limit=gas_limit
+        )
+        try:
+            forced_part = self.chain.prepare_block(env, forced, parent_beacon_block_root=beacon_root)
+        except ParexError as e:
+            raise EngineError(INVALID_PAYLOAD_ATTRIBUTES, f"invalid transaction in attributes: {e}") from None
+        txs = list(forced)
+        if not attributes.get("noTxPool"):
+            pool = self.mempool.select(
+                self._nonce_after(forced_part), env.base_fee, gas_limit - forced_part.block.gas_used, 20_000
+            )
+            txs += [t.raw for t in pool if t.raw not in set(forced)]
+        prepared = (
+            forced_part
+            if len(txs) == len(forced)
+            else self.chain.prepare_block(env, txs, parent_beacon_block_root=beacon_root, drop_invalid=True)
+        )
+        payload_id = _core.keccak256(prepared.block.hash + timestamp.to_bytes(8, "big"))[:8]
+        with self._lock:
+            self._payloads[payload_id] = prepared
+            while len(self._payloads) > PAYLOAD_CACHE:
+                self._payloads.popitem(last=False)
+        return "0x" + payload_id.hex()
+
+    @staticmethod
+    def _nonce_after(prepared: Prepared) -> Callable[[bytes], int]:
+        def nonce(sender: bytes) -> int:
+            account = prepared.post_state.get_account(sender)
+            return 0 if account is None else account[1]
+
+        return nonce
+
+    def get_payload(self, params: list[Any], *, version: int) -> dict[str, Any]:
+        payload_id = parse_data(params[0] if params else None, 0, "payloadId", 8)
+        with self._lock:
+            prepared = self._payloads.get(payload_id)
+        if prepared is None:
+            raise EngineError(UNKNOWN_PAYLOAD, "Unknown payload")
+        block = prepared.block
+        value = sum(
+            (r.effective_gas_price - block.base_fee) * r.gas_used for r in block.receipts
+        )
+        out: dict[str, Any] = {
+            "executionPayload": payload_json(block),
+            "blockValue": hex(value),
+            "blobsBundle": {"commitments": [], "proofs": [], "blobs": []},
+            "shouldOverrideBuilder": False,
+        }
+        if version >= 4:
+            out["executionRequests"] = []
+        return out
+
+    def new_payload(self, params: list[Any], *, version: int) -> dict[str, Any]:
+        if not params or not isinstance(params[0], dict):
+            raise RpcError(-32602, "invalid argument 0: expected an execution payload")
+        payload = params[0]
+        try:
+            block_hash = parse_data(payload.get("blockHash"), 0, "blockHash", 32)
+            parent_hash = parse_data(payload.get("parentHash"), 0, "parentHash", 32)
+            beacon_root = parse_data(params[2] if len(params) > 2 else None, 2, "parentBeaconBlockRoot", 32)
+            number = parse_qty(payload.get("blockNumber"), 0, "blockNumber", 64)
+            timestamp = parse_qty(payload.get("timestamp"), 0, "timestamp", 64)
+            gas_limit = parse_qty(payload.get("gasLimit"), 0, "gasLimit", 64)
+            gas_used = parse_qty(payload.get("gasUsed"), 0, "gasUsed", 64)
+            base_fee = parse_qty(payload.get("baseFeePerGas"), 0, "baseFeePerGas", 64)
+            excess_blob_gas = parse_qty(payload.get("excessBlobGas", "0x0"), 0, "excessBlobGas", 64)
+            prev_randao = parse_data(payload.get("prevRandao"), 0, "prevRandao", 32)
+            fee_recipient = parse_data(payload.get("feeRecipient"), 0, "feeRecipient", 20)
+            extra_data = parse_data(payload.get("extraData", "0x"), 0, "extraData")
+            state_root = parse_data(payload.get("stateRoot"), 0, "stateRoot", 32)
+            receipts_root = parse_data(payload.get("receiptsRoot"), 0, "receiptsRoot", 32)
+            txs_doc = payload.get("transactions")
+            if not isinstance(txs_doc, list):
+                raise RpcError(-32602, "invalid argument 0: transactions must be an array")
+            txs = [parse_data(t, 0, "transactions") for t in txs_doc]
+        except RpcError as e:
+            return _status("INVALID", None, e.message)
+        if payload.get("withdrawals"):
+            return _status("INVALID", None, "withdrawals are not supported by parex")
+        if version >= 4 and len(params) > 3 and params[3]:
+            return _status("INVALID", None, "execution requests are not supported by parex")
+        if self.chain.block_by_hash(block_hash) is not None:
+            return _status("VALID", block_hash)
+        with self._lock:
+            built = next((p for p in self._payloads.values() if p.block.hash == block_hash), None)
+        if built is not None and not _same_payload(payload_json(built.block), payload):
+            built = None  # our hash on other contents: validate it in full (and refuse it)
+        head = self.chain.head
+        if built is None:
+            parent = self.chain.block_by_hash(parent_hash)
+            if parent is None:
+                return _status("INVALID", None, f"unknown parent 0x{parent_hash.hex()}")
+            if parent.hash != head.hash:
+                return _status(
+                    "INVALID", head.hash, f"parent block {parent.number} is not the head; parex does not reorg"
+                )
+            problems = []
+            if number != parent.number + 1:
+                problems.append(f"block number {number} does not follow parent {parent.number}")
+            if timestamp <= parent.timestamp:
+                problems.append(f"timestamp {timestamp} is not after the parent's {parent.timestamp}")
+            if base_fee != next_base_fee(parent):
+                problems.append(f"base fee {base_fee}, expected {next_base_fee(parent)}")
+            if excess_blob_gas != next_excess_blob_gas(parent):
+                problems.append(f"excess blob gas {excess_blob_gas}, expected {next_excess_blob_gas(parent)}")
+            if gas_used > gas_limit:
+                problems.append(f"gas used {gas_used} exceeds the gas limit {gas_limit}")
+            if problems:
+                return _status("INVALID", head.hash, "; ".join(problems))
+            env = self.chain.pending_env(timestamp).replace(
+                number=number,
+                timestamp=timestamp,
+                prevrandao=prev_randao,
+                beneficiary=fee_recipient,
+                gas_limit=gas_limit,
+                base_fee=base_fee,
+                excess_blob_gas=excess_blob_gas,
+            )
+            try:
+                built = self.chain.prepare_block(
+                    env, txs, parent_beacon_block_root=beacon_root, extra_data=extra_data
+                )
+            except ParexError as e:
+                return _status("INVALID", head.hash, f"invalid transaction: {e}")
+            block = built.block
+            for name, got, want in (
+                ("gas used", block.gas_used, gas_used),
+                ("state root", block.state_root, state_root),
+                ("receipts root", block.receipts_root, receipts_root),
+            ):
+                if got != want:
+                    shown = (lambda v: "0x" + v.hex()) if isinstance(got, bytes) else str
+                    return _status("INVALID", head.hash, f"{name} mismatch: computed {shown(got)}, payload {shown(want)}")
+        if built.block.hash != block_hash:
+            return _status(
+                "INVALID",
+                head.hash,
+                f"blockhash mismatch: computed 0x{built.block.hash.hex()}, payload 0x{block_hash.hex()}",
+            )
+        try:
+            self.chain.commit_prepared(built)
+        except ChainError as e:
+            return _status("INVALID", self.chain.head.hash, str(e))
+        self.mempool.remove(list(built.block.tx_hashes))
+        return _status("VALID", block_hash)
+
+    def txpool_get_txs(self, params: list[Any]) -> list[str]:
+        """Evolve's pull: the pool's executable transactions in block order (not removed)."""
+
+        def nonce(sender: bytes) -> int:
+            account = self.chain.state.get_account(sender)
+            return 0 if account is None else account[1]
+
+        with self.chain.lock:
+            chosen = self.mempool.select(nonce, next_base_fee(self.chain.head), self.chain.gas_limit, 20_000)
+        return ["0x" + t.raw.hex() for t in chosen]
+
+
+def _same_payload(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    def norm(value: Any) -> Any:
+        if isinstance(value, str):
+            if value.startswith("0x") and 2 < len(value) <= 18:
+                try:
+                    return int(value, 16)
+                except ValueError:
+                    return value
+            return value.lower()
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        return value
+
+    return all(norm(theirs.get(key)) == norm(value) for key, value in ours.items())
+
+
+def payload_json(block: BlockRecord) -> dict[str, Any]:
+    """An ExecutionPayloadV3 of a block."""
+    return {
+        "parentHash": "0x" + block.parent_hash.hex(),
+        "feeRecipient": "0x" + block.beneficiary.hex(),
+        "stateRoot": "0x" + block.state_root.hex(),
+        "receiptsRoot": "0x" + block.receipts_root.hex(),
+        "logsBloom": "0x" + block.logs_bloom.hex(),
+        "prevRandao": "0x" + block.mix_hash.hex(),
+        "blockNumber": hex(block.number),
+        "gasLimit": hex(block.gas_limit),
+        "gasUsed": hex(block.gas_used),
+        "timestamp": hex(block.timestamp),
+        "extraData": "0x" + block.extra_data.hex(),
+        "baseFeePerGas": hex(block.base_fee),
+        "blockHash": "0x" + block.hash.hex(),
+        "transactions": ["0x" + t.hex() for t in block.transactions],
+        "withdrawals": [],
+        "blobGasUsed": hex(block.blob_gas_used),
+        "excessBlobGas": hex(block.excess_blob_gas),
+    }
+
+
+def engine_app(engine: EngineApi, secret_path: Path) -> Starlette:
+    """The authrpc HTTP endpoint: JWT first, then JSON-RPC (engine_* and eth_*)."""
+    secret = load_jwt_secret(secret_path)
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            check_token(request.headers.get("authorization"), secret)
+        except JwtError as e:
+            return JSONResponse(
+                {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": str(e)}}, status_code=401
+            )
+        body = await request.body()
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            return JSONResponse(_error(None, -32700, f"parse error: {e}"))
+        if isinstance(payload, list):
+            replies = await run_in_threadpool(lambda: [engine.handle_one(p) for p in payload])
+            return JSONResponse([r for r in replies if r is not None])
+        reply = await run_in_threadpool(engine.handle_one, payload)
+        return JSONResponse(reply) if reply is not None else Response(status_code=204)
+
+    return Starlette(routes=[Route("/", endpoint, methods=["POST"])])
+
+
+def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
