@@ -14,7 +14,6 @@ use parex_primitives::{keccak256, Bytes, Log, Receipt};
 use parex_state::InMemoryState;
 use rayon::prelude::*;
 
-
 /// The root of the state trie of a complete in-memory state.
 pub fn state_root(state: &InMemoryState) -> B256 {
     let accounts = state.accounts();
@@ -62,7 +61,10 @@ fn encode_receipt(receipt: &Receipt) -> Vec<u8> {
         // alloy encodes only receipts that own their logs.
         logs: receipt.logs.clone(),
     };
-    let with_bloom = ReceiptWithBloom { logs_bloom: logs_bloom(&receipt.logs), receipt: inner };
+    let with_bloom = ReceiptWithBloom {
+        logs_bloom: logs_bloom(&receipt.logs),
+        receipt: inner,
+    };
     let tx_type = TxType::try_from(receipt.tx_type).unwrap_or(TxType::Legacy);
     ReceiptEnvelope::from_typed(tx_type, with_bloom).encoded_2718()
 }
@@ -77,7 +79,6 @@ pub fn receipts_root(receipts: &[Receipt]) -> B256 {
 pub fn transactions_root(raw_transactions: &[Bytes]) -> B256 {
     ordered_trie_root_encoded(raw_transactions)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -101,12 +101,20 @@ fn main() {
         trace: false,
     };
     let mut gas = 0u64;
-    // PAREX_BENCH_ONLY=revm|sequential|parallel runs only that executor (for profiling).
+    // PAREX_BENCH_ONLY=revm|sequential|parallel|parallel1 runs only that executor (for profiling).
     let only = std::env::var("PAREX_BENCH_ONLY").ok();
     let only_revm = only.as_deref() == Some("revm");
     let only_sequential = only.as_deref() == Some("sequential");
     let only_parallel = only.as_deref() == Some("parallel");
+    let only_parallel1 = only.as_deref() == Some("parallel1");
     for _ in 0..iterations {
+        if only_parallel1 {
+            let started = Instant::now();
+            let ours = execute_prepared(&prepared, &state, &parallel1).expect("valid");
+            par1_times.push(started.elapsed());
+            gas = ours.gas_used;
+            continue;
+        }
         if only_parallel {
             let started = Instant::now();
             let ours = execute_prepared(&prepared, &state, &parallel).expect("valid");

@@ -429,7 +429,11 @@ fn sorted_by_address(changes: Vec<(Address, AccountChange)>) -> Vec<(Address, Ac
     order.sort_unstable();
     let mut slots: Vec<Option<(Address, AccountChange)>> = changes.into_iter().map(Some).collect();
     let mut sorted = Vec::with_capacity(slots.len());
-    sorted.extend(order.into_iter().filter_map(|(.., i)| slots[i as usize].take()));
+    sorted.extend(
+        order
+            .into_iter()
+            .filter_map(|(.., i)| slots[i as usize].take()),
+    );
     sorted
 }
 
