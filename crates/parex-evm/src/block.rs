@@ -475,6 +475,7 @@ fn account_change<S: StateViewRef>(
             balance: info.balance,
             nonce: info.nonce,
             storage_reset: None,
+            has_code: crate::task::has_code(info.code_hash),
         }),
     };
     let Some(account) = account else {
