@@ -68,7 +68,8 @@ enum Resolved<V, D> {
     Estimate(TxnIndex),
     Found {
         origin: ReadOrigin,
-        /// The full write at the bottom of the chain; `None` with `Base`/`Chain{base: None}`.
+        /// The full write at the bottom of the chain; `None` with `Base`/`Chain{base: None}`,
+        /// and always `None` from an origin-only walk.
         value: Option<Option<V>>,
         deltas: SmallVec<[D; 2]>,
         writer: Option<TxnIndex>,
@@ -179,8 +180,8 @@ where
 
     fn resolve(&self, key: &K, txn_idx: TxnIndex) -> Resolved<V, D> {
         match self.data.get(key) {
-            Some(entries) => resolve_entries(Some(&*entries), txn_idx),
-            None => resolve_entries(None, txn_idx),
+            Some(entries) => resolve_entries::<V, D, true>(Some(&*entries), txn_idx),
+            None => resolve_entries::<V, D, true>(None, txn_idx),
         }
     }
 
@@ -262,12 +263,17 @@ where
     /// Re-checks the last recorded read set of `txn_idx` (I11).
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
         let read_set = self.last_read_set[txn_idx as usize].lock();
-        read_set
-            .iter()
-            .all(|(key, recorded)| match self.resolve(key, txn_idx) {
+        read_set.iter().all(|(key, recorded)| {
+            // Origins only: validation never needs the values, so none is cloned.
+            let resolved = match self.data.get(key) {
+                Some(entries) => resolve_entries::<V, D, false>(Some(&*entries), txn_idx),
+                None => resolve_entries::<V, D, false>(None, txn_idx),
+            };
+            match resolved {
                 Resolved::Estimate(_) => false,
                 Resolved::Found { origin, .. } => origin == *recorded,
-            })
+            }
+        })
     }
 
     /// The keys written (full or delta) by the last incarnation of `txn_idx`.
@@ -306,7 +312,7 @@ where
                 if entries.0.last().map(|(t, _)| *t as usize) != Some(txn_idx) {
                     continue;
                 }
-                let resolved = resolve_entries(Some(&*entries), end);
+                let resolved = resolve_entries::<V, D, true>(Some(&*entries), end);
                 drop(entries);
                 let (value, _) = materialize(task, key, resolved)?;
                 out.push((key.clone(), value.value));
@@ -330,8 +336,9 @@ where
     }
 }
 
-/// Walks `entries` below `txn_idx` down to a full write (I10, I12).
-fn resolve_entries<V: Clone, D: Clone>(
+/// Walks `entries` below `txn_idx` down to a full write (I10, I12). Without `VALUES` only the
+/// origin is computed (the same walk, I11), and the value and deltas are left empty.
+fn resolve_entries<V: Clone, D: Clone, const VALUES: bool>(
     entries: Option<&Versions<V, D>>,
     txn_idx: TxnIndex,
 ) -> Resolved<V, D> {
@@ -345,7 +352,9 @@ fn resolve_entries<V: Clone, D: Clone>(
             match entry {
                 Entry::Estimate => return Resolved::Estimate(idx),
                 Entry::Delta { incarnation, delta } => {
-                    deltas.push(delta.clone());
+                    if VALUES {
+                        deltas.push(delta.clone());
+                    }
                     delta_versions.push(Version {
                         txn_idx: idx,
                         incarnation: *incarnation,
@@ -366,7 +375,7 @@ fn resolve_entries<V: Clone, D: Clone>(
                     };
                     return Resolved::Found {
                         origin,
-                        value: Some(value.clone()),
+                        value: VALUES.then(|| value.clone()),
                         deltas,
                         writer,
                     };

@@ -21,6 +21,22 @@ use std::time::{Duration, Instant};
 const TRANSFERS: u32 = 2_000;
 const CALLS: u32 = 2_000;
 
+/// The reference: one revm over a CacheDB, `transact_commit` per transaction; returns the gas.
+#[inline(never)]
+fn plain_revm_block(prepared: &PreparedBlock, state: &InMemoryState) -> u64 {
+    let mut evm = Context::mainnet()
+        .with_db(CacheDB::new(Base(state)))
+        .with_block(prepared.revm_block_env().clone())
+        .with_cfg(prepared.revm_cfg_env().clone())
+        .build_mainnet();
+    let mut gas = 0u64;
+    for tx in prepared.revm_txs() {
+        let result = evm.transact_commit(tx.clone()).expect("valid");
+        gas += result.tx_gas_used();
+    }
+    gas
+}
+
 fn main() {
     let iterations: usize = std::env::args()
         .skip(1)
@@ -88,10 +104,20 @@ fn main() {
         sequential_rule: false,
     };
     let mut gas = 0u64;
-    // PAREX_BENCH_ONLY=sequential|parallel runs only that executor (for profiling).
-    let only_sequential = std::env::var("PAREX_BENCH_ONLY").is_ok_and(|v| v == "sequential");
-    let only_parallel = std::env::var("PAREX_BENCH_ONLY").is_ok_and(|v| v == "parallel");
+    // PAREX_BENCH_ONLY=revm|sequential|parallel|parallel1 runs only that executor (for profiling).
+    let only = std::env::var("PAREX_BENCH_ONLY").ok();
+    let only_revm = only.as_deref() == Some("revm");
+    let only_sequential = only.as_deref() == Some("sequential");
+    let only_parallel = only.as_deref() == Some("parallel");
+    let only_parallel1 = only.as_deref() == Some("parallel1");
     for _ in 0..iterations {
+        if only_parallel1 {
+            let started = Instant::now();
+            let ours = execute_prepared(&prepared, &state, &parallel1).expect("valid");
+            par1_times.push(started.elapsed());
+            gas = ours.gas_used;
+            continue;
+        }
         if only_parallel {
             let started = Instant::now();
             let ours = execute_prepared(&prepared, &state, &parallel).expect("valid");
@@ -108,18 +134,12 @@ fn main() {
         }
         // Plain revm.
         let started = Instant::now();
-        let mut evm = Context::mainnet()
-            .with_db(CacheDB::new(Base(&state)))
-            .with_block(prepared.revm_block_env().clone())
-            .with_cfg(prepared.revm_cfg_env().clone())
-            .build_mainnet();
-        let mut revm_gas = 0u64;
-        for tx in prepared.revm_txs() {
-            let result = evm.transact_commit(tx.clone()).expect("valid");
-            revm_gas += result.tx_gas_used();
-        }
+        let revm_gas = plain_revm_block(&prepared, &state);
         revm_times.push(started.elapsed());
-        drop(evm);
+        if only_revm {
+            gas = revm_gas;
+            continue;
+        }
 
         let started = Instant::now();
         let ours = execute_prepared(&prepared, &state, &sequential).expect("valid");

@@ -349,122 +349,189 @@ struct Pending {
     storage: Vec<(U256, SlotValue)>,
 }
 
-/// Groups the final values by address and builds each [`AccountChange`] (on `threads`
-/// threads: the parallel executor's tail should not run on one core).
+/// A key's final value, as the executors return it.
+type FinalEntry = (EvmKey, Option<EvmValue>);
+
+/// Below this many final values the tail runs on the calling thread: spawning costs more
+/// than it saves.
+const PARALLEL_TAIL_MIN_ENTRIES: usize = 4_096;
+
+/// Groups the final values by address and builds each [`AccountChange`].
+///
+/// With `threads > 1` (the parallel executor's tail) no step is serial but the last merge: the
+/// values are shuffled so that every key of one address lands in one group (phase 1: each
+/// thread buckets a contiguous chunk), then each group is collected, built and sorted on its
+/// own thread (phase 2), and the sorted groups are merged into the tree.
 fn state_changes<S: StateViewRef>(
     state: &S,
-    final_state: Vec<(EvmKey, Option<EvmValue>)>,
+    final_state: Vec<FinalEntry>,
     threads: usize,
 ) -> Result<StateChanges, StateError> {
-    // Sort a small index by address, not the wide (key, value) pairs, then group.
-    // The leading 8 bytes as an integer decide almost every comparison without a byte loop.
-    let mut order: Vec<(u64, Address, u32)> = final_state
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (key, _))| {
-            key_address(key).map(|a| {
-                (
-                    u64::from_be_bytes(a.0[..8].try_into().unwrap_or_default()),
-                    a,
-                    i as u32,
-                )
-            })
-        })
-        .collect();
-    order.sort_unstable();
-    let mut slots: Vec<Option<(EvmKey, Option<EvmValue>)>> =
-        final_state.into_iter().map(Some).collect();
-    let mut by_address: Vec<(Address, Pending)> = Vec::new();
-    for (_, _, index) in order {
-        let Some((key, value)) = slots[index as usize].take() else {
-            continue;
-        };
-        let Some(address) = key_address(&key) else {
-            continue;
-        };
-        if by_address.last().is_none_or(|(last, _)| *last != address) {
-            by_address.push((address, Pending::default()));
-        }
-        let Some((_, pending)) = by_address.last_mut() else {
-            continue;
-        };
-        match (key, value) {
-            (EvmKey::Account(_), value) => {
-                pending.account = Some(match value {
-                    Some(EvmValue::Account(account)) => Some(account),
-                    _ => None,
-                });
-            }
-            (EvmKey::Code(_), value) => {
-                pending.code = Some(match value {
-                    Some(EvmValue::Code(code)) => Some(code),
-                    _ => None,
-                });
-            }
-            (EvmKey::Storage(_, slot), Some(EvmValue::Storage(value))) => {
-                pending.storage.push((slot, value));
-            }
-            (EvmKey::Storage(_, slot), _) => {
-                pending.storage.push((
-                    slot,
-                    SlotValue {
-                        value: U256::ZERO,
-                        written_by: None,
-                    },
-                ));
-            }
-            (EvmKey::BlockHash(_), _) => {}
-        }
-    }
-
-    let changes: Vec<(Address, AccountChange)> = if threads <= 1 || by_address.len() < 1024 {
-        by_address
-            .into_iter()
-            .map(|(address, pending)| account_change(state, address, pending))
-            .collect::<Result<_, _>>()?
+    let groups = if final_state.len() < PARALLEL_TAIL_MIN_ENTRIES {
+        1
     } else {
-        // Contiguous chunks keep the address order; each chunk is built on its own thread.
-        let chunk = by_address.len().div_ceil(threads);
-        let mut chunks: Vec<Vec<(Address, Pending)>> = Vec::with_capacity(threads);
-        let mut rest = by_address;
+        threads.max(1)
+    };
+    let built = if groups == 1 {
+        vec![build_group(state, vec![final_state])?]
+    } else {
+        let chunk = final_state.len().div_ceil(groups);
+        let mut chunks: Vec<Vec<FinalEntry>> = Vec::with_capacity(groups);
+        let mut rest = final_state;
         while rest.len() > chunk {
             let tail = rest.split_off(chunk);
             chunks.push(rest);
             rest = tail;
         }
         chunks.push(rest);
-        let built: Vec<Result<Vec<(Address, AccountChange)>, StateError>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = chunks
-                    .into_iter()
-                    .map(|chunk| {
-                        scope.spawn(move || {
-                            chunk
-                                .into_iter()
-                                .map(|(address, pending)| account_change(state, address, pending))
-                                .collect::<Result<Vec<_>, _>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(StateError("state assembly panicked".into())))
-                    })
-                    .collect()
-            });
-        let mut changes = Vec::new();
-        for part in built {
-            changes.extend(part?);
+        let bucketed = on_threads(chunks, |chunk| Ok(bucket_by_group(chunk, groups)))?;
+        let mut per_group: Vec<Vec<Vec<FinalEntry>>> = (0..groups)
+            .map(|_| Vec::with_capacity(bucketed.len()))
+            .collect();
+        for buckets in bucketed {
+            for (group, bucket) in buckets.into_iter().enumerate() {
+                per_group[group].push(bucket);
+            }
         }
-        changes
+        on_threads(per_group, |parts| build_group(state, parts))?
     };
-    // Already sorted: the tree is bulk-built.
-    Ok(changes.into_iter().collect())
+    Ok(merge_sorted(built))
 }
 
-/// The change at one address, from what the block left there and pre-block state.
+/// Runs `work` on each input, one scoped thread per input; the results keep the input order.
+fn on_threads<I: Send, O: Send>(
+    inputs: Vec<I>,
+    work: impl Fn(I) -> Result<O, StateError> + Sync,
+) -> Result<Vec<O>, StateError> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .into_iter()
+            .map(|input| scope.spawn(move || work(input)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(StateError("state assembly panicked".into())))
+            })
+            .collect()
+    })
+}
+
+/// The group of an address: every key of one address must land in the same group.
+fn group_of(address: &Address, groups: usize) -> usize {
+    let low = u64::from_le_bytes(address.0[12..20].try_into().unwrap_or_default());
+    // Multiplicative mixing: chosen addresses (0x…01, 0x…02) still spread over the groups.
+    ((low.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % groups as u64) as usize
+}
+
+fn bucket_by_group(chunk: Vec<FinalEntry>, groups: usize) -> Vec<Vec<FinalEntry>> {
+    let mut buckets: Vec<Vec<FinalEntry>> = (0..groups)
+        .map(|_| Vec::with_capacity(chunk.len() / groups + 16))
+        .collect();
+    for entry in chunk {
+        if let Some(address) = key_address(&entry.0) {
+            buckets[group_of(&address, groups)].push(entry);
+        }
+    }
+    buckets
+}
+
+/// Collects one group's values by address and builds its changes, sorted by address.
+fn build_group<S: StateViewRef>(
+    state: &S,
+    parts: Vec<Vec<FinalEntry>>,
+) -> Result<Vec<(Address, AccountChange)>, StateError> {
+    let entries: usize = parts.iter().map(Vec::len).sum();
+    let mut by_address: ahash::AHashMap<Address, Pending> =
+        ahash::AHashMap::with_capacity(entries / 2 + 1);
+    for (key, value) in parts.into_iter().flatten() {
+        match key {
+            EvmKey::Account(address) => {
+                by_address.entry(address).or_default().account = Some(match value {
+                    Some(EvmValue::Account(account)) => Some(account),
+                    _ => None,
+                });
+            }
+            EvmKey::Code(address) => {
+                by_address.entry(address).or_default().code = Some(match value {
+                    Some(EvmValue::Code(code)) => Some(code),
+                    _ => None,
+                });
+            }
+            EvmKey::Storage(address, slot) => {
+                let value = match value {
+                    Some(EvmValue::Storage(value)) => value,
+                    _ => SlotValue {
+                        value: U256::ZERO,
+                        written_by: None,
+                    },
+                };
+                by_address
+                    .entry(address)
+                    .or_default()
+                    .storage
+                    .push((slot, value));
+            }
+            EvmKey::BlockHash(_) => {}
+        }
+    }
+    let mut changes = Vec::with_capacity(by_address.len());
+    for (address, pending) in by_address {
+        changes.push(account_change(state, address, pending)?);
+    }
+    Ok(sorted_by_address(changes))
+}
+
+/// Sorts by address through a narrow index (integer keys, no byte loop) instead of moving the
+/// wide changes around.
+fn sorted_by_address(changes: Vec<(Address, AccountChange)>) -> Vec<(Address, AccountChange)> {
+    let mut order: Vec<(u64, u64, u32, u32)> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, (address, _))| {
+            let bytes = &address.0 .0;
+            let word =
+                |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+            let tail = u32::from_be_bytes(bytes[16..20].try_into().unwrap_or_default());
+            (word(0), word(8), tail, i as u32)
+        })
+        .collect();
+    order.sort_unstable();
+    let mut slots: Vec<Option<(Address, AccountChange)>> = changes.into_iter().map(Some).collect();
+    let mut sorted = Vec::with_capacity(slots.len());
+    sorted.extend(
+        order
+            .into_iter()
+            .filter_map(|(.., i)| slots[i as usize].take()),
+    );
+    sorted
+}
+
+/// Merges groups that are each sorted by address (and disjoint) into the change tree.
+fn merge_sorted(groups: Vec<Vec<(Address, AccountChange)>>) -> StateChanges {
+    if groups.len() == 1 {
+        // Sorted: the tree is bulk-built.
+        return groups.into_iter().flatten().collect();
+    }
+    let mut heads: Vec<std::iter::Peekable<std::vec::IntoIter<(Address, AccountChange)>>> = groups
+        .into_iter()
+        .map(|g| g.into_iter().peekable())
+        .collect();
+    let merged = std::iter::from_fn(move || {
+        let next = heads
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, head)| head.peek().map(|(address, _)| (*address, i)))
+            .min()?
+            .1;
+        heads[next].next()
+    });
+    merged.collect()
+}
+
 fn account_change<S: StateViewRef>(
     state: &S,
     address: Address,
@@ -481,6 +548,7 @@ fn account_change<S: StateViewRef>(
             balance: info.balance,
             nonce: info.nonce,
             storage_reset: None,
+            has_code: crate::task::has_code(info.code_hash),
         }),
     };
     let Some(account) = account else {

@@ -84,6 +84,10 @@ pub struct AccountValue {
     /// re-creation after a self-destruct or deletion); storage values written before it are
     /// stale. [`STORAGE_STALE`]: all are.
     pub storage_reset: Option<TxnIndex>,
+    /// Whether the account holds code (a delegation included). A reader that sees `false`
+    /// skips the code read: every transaction that gives an account code or takes it away
+    /// also writes this value (it flips), so validating the account read covers the code.
+    pub has_code: bool,
 }
 
 /// Code of an account with code.
@@ -178,6 +182,11 @@ impl<'a, S: StateViewRef> EvmTask<'a, S> {
     }
 }
 
+/// Whether a code hash stands for code (revm and some stores write zero for "none").
+pub(crate) fn has_code(code_hash: B256) -> bool {
+    code_hash != KECCAK_EMPTY && code_hash != B256::ZERO
+}
+
 /// Raw code to revm bytecode without panicking on a malformed delegation designator.
 pub fn bytecode_from_bytes(bytes: Bytes) -> Bytecode {
     if bytes.starts_with(&[0xEF, 0x01]) {
@@ -214,6 +223,7 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
                             balance: info.balance,
                             nonce: info.nonce,
                             storage_reset: None,
+                            has_code: has_code(info.code_hash),
                         })
                     }))
             }
@@ -323,6 +333,7 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
                 balance: *delta,
                 nonce: 0,
                 storage_reset: Some(STORAGE_STALE),
+                has_code: false,
             }),
         }
     }
@@ -383,6 +394,7 @@ impl<S: StateViewRef> EvmTask<'_, S> {
                 balance: account.info.balance,
                 nonce: account.info.nonce,
                 storage_reset,
+                has_code: has_code(account.info.code_hash),
             };
             let is_beneficiary = *address == beneficiary;
             beneficiary_done |= is_beneficiary;
@@ -570,10 +582,18 @@ where
             return Ok(Some(AccountInfo::default()));
         }
         let (account, _) = self.read_account(address)?;
-        // An absent account has no code: skip the second read.
+        // An absent account, or one without code, needs no second read.
         let Some(account) = account else {
             return Ok(None);
         };
+        if !account.has_code {
+            return Ok(Some(AccountInfo::new(
+                account.balance,
+                account.nonce,
+                KECCAK_EMPTY,
+                Bytecode::default(),
+            )));
+        }
         let info = match self.read_code(address)? {
             Some(code) => {
                 AccountInfo::new(account.balance, account.nonce, code.hash, code.bytecode)
