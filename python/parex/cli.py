@@ -12,6 +12,10 @@ match its header or the parallel outcome differs.
 ``parex conformance PATH...`` runs the Ethereum execution-spec state tests under PATH through
 the parallel engine and checks post-state roots and logs hashes; it exits with status 1 on any
 failure.
+
+``parex load`` sends a sustained stream of signed transactions to a node over JSON-RPC and
+reports tx/s, block fill and receipt latency; it exits with status 1 when a transaction reverts,
+is refused or is never included.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import __version__, bench, conformance, replay
+from . import __version__, bench, conformance, load, replay
 from .workloads import WORKLOADS
 
 
@@ -417,6 +421,87 @@ def conformance_command(
         out = _stdout()
         _print_conformance(report, out)
     if not report.ok:
+        sys.exit(1)
+
+
+@main.command("load")
+@click.option(
+    "--rpc-url", default=load.DEFAULTS.url, show_default=True, help="The node's JSON-RPC URL."
+)
+@click.option(
+    "--workload", type=click.Choice(sorted(load.WORKLOAD_GAS)), default="erc20",
+    show_default=True, help="What each measured transaction does.",
+)
+@click.option(
+    "--senders", type=int, default=load.DEFAULTS.senders, show_default=True,
+    callback=_positive, help="Distinct sending accounts (funded during set-up).",
+)
+@click.option(
+    "--duration", type=float, default=load.DEFAULTS.duration_s, show_default=True,
+    help="Seconds of sending.",
+)
+@click.option(
+    "--rate", type=int, default=0, show_default=True,
+    help="Target transactions per second; 0 sends as fast as the in-flight window allows.",
+)
+@click.option(
+    "--batch", type=int, default=load.DEFAULTS.batch, show_default=True, callback=_positive,
+    help="Transactions per JSON-RPC batch request.",
+)
+@click.option(
+    "--depth", type=int, default=load.DEFAULTS.depth, show_default=True, callback=_positive,
+    help="Transactions each sender keeps in flight.",
+)
+@click.option(
+    "--private-key", default=None,
+    help="Funder's key (hex). Default: the first dev account of the standard test mnemonic.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the senders' keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, nothing else.")
+def load_command(
+    rpc_url: str, workload: str, senders: int, duration: float, rate: int, batch: int,
+    depth: int, private_key: str | None, seed: int, as_json: bool,
+) -> None:
+    """Send signed transactions to a node over JSON-RPC and measure it end to end.
+
+    Set-up funds SENDERS accounts (and deploys and mints a token for erc20); then, for
+    DURATION seconds, every sender keeps DEPTH transactions in flight. Reports sustained
+    tx/s (first send to last inclusion), block fill, and send-to-receipt latency at p50/p99.
+    """
+    config = load.LoadConfig(
+        url=rpc_url, workload=workload, senders=senders, duration_s=duration, rate=rate,
+        batch=batch, depth=depth, private_key=private_key, seed=seed,
+    )
+    err = Console(stderr=True)
+    with _progress(err) as progress:
+        task = progress.add_task("set-up", total=duration)
+        try:
+            report = load.run_load(
+                config,
+                on_progress=lambda elapsed, sent: progress.update(
+                    task, completed=elapsed, description=f"load: {sent} sent"
+                ),
+            )
+        except (load.LoadError, load.RpcError) as e:
+            raise click.ClickException(str(e)) from e
+    if as_json:
+        _print_json(report.as_json())
+    else:
+        table = Table(title=f"parex load: {report.workload} against {report.url}",
+                      title_justify="left")
+        for column in ("sent", "included", "tx/s", "blocks", "tx/block", "block fill",
+                       "p50 ms", "p99 ms", "failed", "rejected", "lost"):
+            table.add_column(column, justify="right")
+        table.add_row(
+            str(report.sent), str(report.included), f"{report.tx_per_s:,.0f}",
+            str(report.blocks), f"{report.txs_per_block:.0f}", f"{report.block_fill:.0%}",
+            f"{report.latency_p50_ms:.0f}", f"{report.latency_p99_ms:.0f}",
+            str(report.failed), str(report.rejected), str(report.lost),
+        )
+        _stdout().print(table)
+    for reason in report.rejection_reasons:
+        err.print(f"[bold red]refused:[/] {reason}")
+    if report.failed or report.rejected or report.lost:
         sys.exit(1)
 
 
