@@ -21,13 +21,14 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 VENV_STAMP      := $(VENV)/.parex-venv
 NODE_STAMP      := contracts/node_modules/.parex-npm
+CLIENTS_STAMP   := tests/clients/node_modules/.parex-npm
 CONTRACT_OUT    := python/parex/_contracts/Token.json python/parex/_contracts/Pair.json
 BUILD_STAMP     := $(VENV)/.parex-build
 RUST_SOURCES    := Cargo.toml $(wildcard Cargo.lock) $(shell find crates -name '*.rs' -o -name Cargo.toml 2>/dev/null)
 MAINNET_FIXTURE ?= ../shared/fixtures/mainnet-blocks.tar.gz
 EEST_FIXTURE    ?= ../shared/fixtures/eest-v5.4.0-cancun-prague.tar.gz
 
-.PHONY: venv contracts build run replay conformance test cargo-test pytest stubtest typecheck clean
+.PHONY: venv contracts clients build run replay conformance test cargo-test pytest stubtest typecheck clean
 
 venv: $(VENV_STAMP)
 $(VENV_STAMP): requirements-dev.txt
@@ -43,6 +44,12 @@ $(NODE_STAMP): contracts/package.json contracts/package-lock.json
 $(CONTRACT_OUT) &: $(NODE_STAMP) contracts/build.js $(wildcard contracts/src/*.sol)
 	cd contracts && node build.js
 	@touch $(CONTRACT_OUT)
+
+# The unmodified clients the node tests drive (ethers, viem, cast) and anvil, their oracle.
+clients: $(CLIENTS_STAMP)
+$(CLIENTS_STAMP): tests/clients/package.json tests/clients/package-lock.json
+	cd tests/clients && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 # `maturin develop --release` builds with the workspace's tuned release profile and installs
 # parex (editable: python/parex plus the compiled parex/_core) into the venv.
@@ -69,7 +76,7 @@ conformance: build
 cargo-test:
 	cargo test --workspace
 
-pytest: build
+pytest: build clients
 	$(VPY) -m pytest -q
 
 stubtest: build
