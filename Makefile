@@ -47,8 +47,11 @@ $(CONTRACT_OUT) &: $(NODE_STAMP) contracts/build.js $(wildcard contracts/src/*.s
 
 # The unmodified clients the node tests drive (ethers, viem, cast) and anvil, their oracle.
 clients: $(CLIENTS_STAMP)
+# `npm install` from the lock file, not `npm ci`: the registry here serves only the linux-amd64
+# builds of anvil and cast, and `npm ci` refuses a lock whose other-platform optional packages
+# cannot be resolved.
 $(CLIENTS_STAMP): tests/clients/package.json tests/clients/package-lock.json
-	cd tests/clients && npm ci --no-audit --no-fund --loglevel=error
+	cd tests/clients && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 # `maturin develop --release` builds with the workspace's tuned release profile and installs

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+
+from node_process import free_port, rpc
 
 CLIENTS_DIR = Path(__file__).parent / "clients"
 BIN_DIR = CLIENTS_DIR / "node_modules" / ".bin"
@@ -21,25 +20,6 @@ def client_binary(name: str) -> str:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `make clients` (part of `make test`)")
     return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rpc(url: str, method: str, params: list[object] | None = None, timeout: float = 5.0) -> object:
-    """One JSON-RPC call with nothing but the standard library; raises on an error answer."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
-    request = urllib.request.Request(
-        url, body.encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        answer = json.loads(response.read())
-    if "error" in answer:
-        raise RuntimeError(f"{method}: {answer['error']}")
-    return answer["result"]
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], deadline_s: float) -> None:

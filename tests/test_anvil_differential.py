@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from anvil_differential import differential_run
-from anvil_process import rpc, start_anvil
+from anvil_process import start_anvil
+from node_process import rpc
 
 
 def test_parex_agrees_with_anvil(parex_node: Any) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from anvil_process import rpc, start_anvil
+from anvil_process import start_anvil
+from node_process import rpc
 from client_scenarios import CLIENTS, Scenario, check_outcome, dev_key
 from web3 import Web3
 

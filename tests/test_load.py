@@ -35,4 +35,4 @@ def test_load_names_an_unreachable_node() -> None:
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 1
-    assert "127.0.0.1:9" in done.stderr
+    assert "cannot reach the node at http://127.0.0.1:9" in done.stderr

@@ -68,11 +68,17 @@ class Client:
         for method, params in calls:
             self.ids += 1
             body.append({"jsonrpc": "2.0", "id": self.ids, "method": method, "params": params})
-        response = self.session.post(
-            self.url, data=json.dumps(body), headers={"Content-Type": "application/json"}, timeout=60
-        )
-        response.raise_for_status()
-        replies: list[dict[str, Any]] = response.json()
+        try:
+            response = self.session.post(
+                self.url, data=json.dumps(body), headers={"Content-Type": "application/json"},
+                timeout=60,
+            )
+            response.raise_for_status()
+            replies: list[dict[str, Any]] = response.json()
+        except requests.ConnectionError:
+            raise LoadError(f"cannot reach the node at {self.url}") from None
+        except (requests.RequestException, ValueError) as error:
+            raise LoadError(f"{self.url}: {error}") from None
         by_id = {r.get("id"): r for r in replies}
         return [by_id[b["id"]] for b in body]
 
