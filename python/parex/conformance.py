@@ -376,7 +376,7 @@ def blob_schedule_mismatch(config: Mapping[str, Any]) -> str | None:
 
 
 def _check_chain(
-    name: str, test: Mapping[str, Any], engine: Engine, network: str
+    test: Mapping[str, Any], engine: Engine, network: str
 ) -> tuple[Status, str | None]:
     chain_id = parse_quantity((test.get("config") or {}).get("chainid", 1))
     try:
@@ -440,7 +440,8 @@ def _check_chain(
         return "failed", "bad fixture: neither postState nor postStateHash"
     root = _core.state_root(state)
     if root != expected_root:
-        reason = _root_mismatch(expected_root, root, post if isinstance(post, Mapping) else None, pre, state, None)
+        expected_post = post if isinstance(post, Mapping) else None
+        reason = _root_mismatch(expected_root, root, expected_post, pre, state, None)
         return "failed", "post-state mismatch: " + reason.removeprefix("root mismatch: ")
     return "passed", None
 
@@ -468,7 +469,7 @@ def run_blockchain_test(
         return [Outcome(name, network, None, group, "skipped",
                         f"custom blob schedule: {mismatch}", "blockchain")]
     try:
-        status, reason = _check_chain(name, test, engine, network)
+        status, reason = _check_chain(test, engine, network)
     except (KeyError, ValueError, TypeError, AttributeError) as err:
         status, reason = "failed", f"bad fixture: {type(err).__name__}: {err}"
     return [Outcome(name, network, None, group, status, reason, "blockchain")]
