@@ -69,6 +69,7 @@
 //! Each worker keeps one revm instance (instruction table, frames, journal maps) and attaches
 //! the incarnation's database for the duration of one transaction.
 
+pub mod blob;
 mod block;
 pub mod call;
 mod env;

@@ -3,8 +3,10 @@
 
 use crate::prepare::{recover_address, SECP256K1N_HALF};
 use crate::BlockError;
-use alloy_consensus::{Transaction as _, TxEnvelope};
-use alloy_eips::eip2718::Decodable2718;
+use alloy_consensus::{Signed, Transaction as _, TxEip4844Variant, TxEnvelope};
+use alloy_eips::eip2718::{Decodable2718, Encodable2718};
+use alloy_eips::eip7594::BlobTransactionSidecarVariant;
+use alloy_rlp::Header;
 use parex_primitives::{keccak256, Address, Bytes, B256, U256};
 
 /// A decoded, signature-checked transaction.
@@ -62,11 +64,90 @@ pub fn decode_transaction_unrecovered(raw: &[u8]) -> Result<TxInfo, BlockError> 
     decode(raw, false)
 }
 
-fn decode(raw: &[u8], recover: bool) -> Result<TxInfo, BlockError> {
-    let envelope = TxEnvelope::decode_2718_exact(raw).map_err(|e| BlockError::Decode {
+/// A transaction as a pool receives it. A blob transaction arrives in its EIP-4844 network
+/// form, `0x03 || rlp([tx_payload_body, blobs, commitments, proofs])`; blocks carry only its
+/// canonical form, `0x03 || tx_payload_body`, whose hash is the transaction hash.
+#[derive(Debug, Clone)]
+pub struct PooledTxInfo {
+    /// Decoded from the canonical form (`info.hash` is the canonical hash).
+    pub info: TxInfo,
+    /// The canonical EIP-2718 encoding: what a block carries.
+    pub canonical: Vec<u8>,
+    /// The sidecar of a network-form blob transaction; not yet validated (see
+    /// [`crate::blob::validate_sidecar`]). `None` for every other form.
+    pub sidecar: Option<BlobTransactionSidecarVariant>,
+}
+
+/// Decodes a transaction as `eth_sendRawTransaction` receives it (types 0-4; type 3 in its
+/// canonical or network form), recovers its sender and splits off a blob sidecar.
+pub fn decode_pooled_transaction(raw: &[u8]) -> Result<PooledTxInfo, BlockError> {
+    let envelope = decode_envelope(raw)?;
+    match envelope {
+        TxEnvelope::Eip4844(signed)
+            if matches!(signed.tx(), TxEip4844Variant::TxEip4844WithSidecar(_)) =>
+        {
+            let (tx, signature, _) = signed.into_parts();
+            let (tx, sidecar) = tx.strip_sidecar();
+            let canonical_envelope = TxEnvelope::Eip4844(Signed::new_unhashed(tx, signature));
+            let canonical = canonical_envelope.encoded_2718();
+            let info = info_of(canonical_envelope, &canonical, true)?;
+            Ok(PooledTxInfo {
+                info,
+                canonical,
+                sidecar,
+            })
+        }
+        envelope => Ok(PooledTxInfo {
+            info: info_of(envelope, raw, true)?,
+            canonical: raw.to_vec(),
+            sidecar: None,
+        }),
+    }
+}
+
+fn decode_envelope(raw: &[u8]) -> Result<TxEnvelope, BlockError> {
+    TxEnvelope::decode_2718_exact(raw).map_err(|e| BlockError::Decode {
         index: 0,
-        reason: e.to_string(),
-    })?;
+        // alloy's `to` of a blob transaction is an address, so a create fails to decode:
+        // name the rule rather than the RLP detail (geth's ErrBlobTxCreate).
+        reason: if blob_tx_is_create(raw) {
+            "blob transaction of type create".into()
+        } else {
+            e.to_string()
+        },
+    })
+}
+
+/// Whether `raw` is a type-3 envelope (canonical or network form) whose `to` field, the
+/// sixth of the payload body, is empty.
+fn blob_tx_is_create(raw: &[u8]) -> bool {
+    let Some((&3, mut buf)) = raw.split_first() else {
+        return false;
+    };
+    let list = |buf: &mut &[u8]| matches!(Header::decode(buf), Ok(h) if h.list);
+    if !list(&mut buf) {
+        return false;
+    }
+    // The network form wraps the body in a further list.
+    if buf.first().is_some_and(|&b| b >= 0xc0) && !list(&mut buf) {
+        return false;
+    }
+    for _ in 0..5 {
+        // A single byte below 0x80 is its own payload: `decode` leaves it in place.
+        match Header::decode(&mut buf) {
+            Ok(h) if !h.list && h.payload_length <= buf.len() => buf = &buf[h.payload_length..],
+            _ => return false,
+        }
+    }
+    buf.first() == Some(&0x80)
+}
+
+fn decode(raw: &[u8], recover: bool) -> Result<TxInfo, BlockError> {
+    info_of(decode_envelope(raw)?, raw, recover)
+}
+
+/// The fields of `envelope`, whose EIP-2718 encoding is `encoded`.
+fn info_of(envelope: TxEnvelope, encoded: &[u8], recover: bool) -> Result<TxInfo, BlockError> {
     let signature = *envelope.signature();
     if signature.s() > SECP256K1N_HALF {
         return Err(BlockError::Signature {
@@ -120,7 +201,7 @@ fn decode(raw: &[u8], recover: bool) -> Result<TxInfo, BlockError> {
         .unwrap_or_default();
     let legacy_fee = matches!(tx_type, 0 | 1);
     Ok(TxInfo {
-        hash: keccak256(raw),
+        hash: keccak256(encoded),
         sender,
         tx_type,
         chain_id: envelope.chain_id(),
