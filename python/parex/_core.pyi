@@ -1,7 +1,7 @@
 """Typed stubs of the `parex._core` extension module (crates/parex-python)."""
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Final, TypedDict, final
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "transactions_root",
     "account_proof",
     "call",
+    "decode_pooled_transaction",
     "decode_transaction",
     "estimate_gas",
     "seal_header",
@@ -28,6 +29,7 @@ __all__ = [
     "CallResult",
     "StateRootTracker",
     "Store",
+    "validate_blob_sidecar",
     "DecodeError",
     "InvalidBlock",
     "InvalidTransaction",
@@ -391,6 +393,25 @@ def estimate_gas(
     access_list: Iterable[tuple[_Address, Iterable[bytes | bytearray | str]]] | None = None,
 ) -> int | CallResult: ...
 def decode_transaction(raw: bytes | bytearray, *, recover: bool = True) -> _DecodedTransaction: ...
+
+class _BlobSidecar(TypedDict):
+    blobs: list[bytes]
+    commitments: list[bytes]
+    proofs: list[bytes]
+
+class _PooledTransaction(_DecodedTransaction):
+    raw: bytes
+    sidecar: _BlobSidecar | None
+
+def decode_pooled_transaction(raw: bytes | bytearray) -> _PooledTransaction: ...
+def validate_blob_sidecar(
+    versioned_hashes: Sequence[bytes | bytearray | str],
+    blobs: Sequence[bytes | bytearray | str],
+    commitments: Sequence[bytes | bytearray | str],
+    proofs: Sequence[bytes | bytearray | str],
+    *,
+    max_blobs: int,
+) -> None: ...
 def seal_header(fields: Mapping[str, Any]) -> tuple[bytes, bytes]: ...
 
 class _StorageProof(TypedDict):

@@ -350,8 +350,8 @@ mod _core {
     };
     #[pymodule_export]
     use crate::node::{
-        account_proof, call, decode_transaction, estimate_gas, seal_header, CallInvalid,
-        CallResult, StateRootTracker, Store,
+        account_proof, call, decode_pooled_transaction, decode_transaction, estimate_gas,
+        seal_header, validate_blob_sidecar, CallInvalid, CallResult, StateRootTracker, Store,
     };
     #[pymodule_export]
     use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};

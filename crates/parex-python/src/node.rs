@@ -500,6 +500,125 @@ pub fn decode_transaction<'py>(
     // Recovery (~40 us) runs with the GIL released, so RPC threads admit in parallel.
     let info = if recover { py.detach(decode) } else { decode() }?
         .map_err(|e| crate::errors::block_error(py, &e))?;
+    tx_info_dict(py, &info, recover)
+}
+
+/// Decodes a transaction as `eth_sendRawTransaction` receives it and recovers its sender:
+/// like `decode_transaction`, plus `raw` (the canonical encoding a block carries) and
+/// `sidecar`: for a blob transaction in its EIP-4844 network form, its blobs, commitments
+/// and proofs (not yet checked: see `validate_blob_sidecar`); otherwise `None`. The `hash`
+/// is the canonical one. EIP-7594 (cell proof) sidecars raise `DecodeError`.
+#[pyfunction]
+pub fn decode_pooled_transaction<'py>(
+    py: Python<'py>,
+    raw: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyDict>> {
+    use alloy_eips::eip7594::BlobTransactionSidecarVariant;
+    let raw = bytes_arg("raw", raw)?;
+    let pooled = py
+        .detach(|| {
+            caught("decode_pooled_transaction", || {
+                parex_evm::txinfo::decode_pooled_transaction(&raw)
+            })
+        })?
+        .map_err(|e| crate::errors::block_error(py, &e))?;
+    let out = tx_info_dict(py, &pooled.info, true)?;
+    out.set_item("raw", bytes_to_py(py, &pooled.canonical))?;
+    match &pooled.sidecar {
+        None => out.set_item("sidecar", py.None())?,
+        Some(BlobTransactionSidecarVariant::Eip4844(sidecar)) => {
+            let sc = PyDict::new(py);
+            let list =
+                |items: Vec<&[u8]>| PyList::new(py, items.into_iter().map(|b| bytes_to_py(py, b)));
+            sc.set_item(
+                "blobs",
+                list(sidecar.blobs.iter().map(|b| b.as_slice()).collect())?,
+            )?;
+            sc.set_item(
+                "commitments",
+                list(sidecar.commitments.iter().map(|c| c.as_slice()).collect())?,
+            )?;
+            sc.set_item(
+                "proofs",
+                list(sidecar.proofs.iter().map(|p| p.as_slice()).collect())?,
+            )?;
+            out.set_item("sidecar", sc)?;
+        }
+        Some(BlobTransactionSidecarVariant::Eip7594(_)) => {
+            let reason = "EIP-7594 cell-proof sidecars are not accepted before Osaka";
+            return Err(crate::errors::block_error(
+                py,
+                &parex_evm::BlockError::Decode {
+                    index: 0,
+                    reason: reason.into(),
+                },
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks an EIP-4844 blob sidecar against a transaction's `versioned_hashes` (c-kzg with the
+/// Ethereum trusted setup; the GIL is released): 1 to `max_blobs` blobs, matching counts,
+/// each hash the versioned hash of its commitment, every KZG proof valid. Raises
+/// `ValueError` with geth's wording otherwise.
+#[pyfunction]
+#[pyo3(signature = (versioned_hashes, blobs, commitments, proofs, *, max_blobs))]
+pub fn validate_blob_sidecar(
+    py: Python<'_>,
+    versioned_hashes: &Bound<'_, PyAny>,
+    blobs: &Bound<'_, PyAny>,
+    commitments: &Bound<'_, PyAny>,
+    proofs: &Bound<'_, PyAny>,
+    max_blobs: usize,
+) -> PyResult<()> {
+    use alloy_eips::eip4844::{Blob, BlobTransactionSidecar, Bytes48};
+    fn items<T>(
+        name: &str,
+        list: &Bound<'_, PyAny>,
+        each: impl Fn(&str, &Bound<'_, PyAny>) -> PyResult<T>,
+    ) -> PyResult<Vec<T>> {
+        list.try_iter()
+            .map_err(|_| bad(name, "expected a list of bytes"))?
+            .enumerate()
+            .map(|(i, item)| each(&format!("{name}[{i}]"), &item?))
+            .collect()
+    }
+    let hashes: Vec<B256> = items("versioned_hashes", versioned_hashes, b256_arg)?;
+    let sized = |name: &str, item: &Bound<'_, PyAny>, len: usize| -> PyResult<Vec<u8>> {
+        let bytes = bytes_arg(name, item)?;
+        if bytes.len() != len {
+            return Err(bad(
+                name,
+                format!("expected {len} bytes, got {}", bytes.len()),
+            ));
+        }
+        Ok(bytes)
+    };
+    let sidecar = BlobTransactionSidecar {
+        blobs: items("blobs", blobs, |n, b| {
+            Ok(Blob::from_slice(&sized(n, b, 131072)?))
+        })?,
+        commitments: items("commitments", commitments, |n, c| {
+            Ok(Bytes48::from_slice(&sized(n, c, 48)?))
+        })?,
+        proofs: items("proofs", proofs, |n, p| {
+            Ok(Bytes48::from_slice(&sized(n, p, 48)?))
+        })?,
+    };
+    py.detach(|| {
+        caught("validate_blob_sidecar", || {
+            parex_evm::blob::validate_eip4844_sidecar(&hashes, &sidecar, max_blobs)
+        })
+    })?
+    .map_err(pyo3::exceptions::PyValueError::new_err)
+}
+
+fn tx_info_dict<'py>(
+    py: Python<'py>,
+    info: &parex_evm::txinfo::TxInfo,
+    recover: bool,
+) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("hash", bytes_to_py(py, info.hash.as_slice()))?;
     if recover {

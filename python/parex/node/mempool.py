@@ -11,12 +11,17 @@ Admission (against the head state; the error messages are geth's where geth has 
   already commit;
 - the gas limit covers the intrinsic gas and fits in a block;
 - the fee cap is at least the next block's base fee; a replacement (same sender and nonce)
-  must raise both fee cap and tip by at least ``REPLACEMENT_BUMP_PERCENT``.
+  must raise both fee cap and tip by at least ``REPLACEMENT_BUMP_PERCENT``;
+- a blob transaction (type 3) comes in its EIP-4844 network form with a sidecar that
+  validates (``blobs.validate_sidecar``: counts, versioned hashes, KZG proofs, at most
+  ``MAX_BLOBS_PER_TX``), has a ``to``, and a blob fee cap at least the next block's blob base
+  fee. The pool keeps the sidecar; blocks get the canonical transaction.
 
 Selection: per sender, transactions run in nonce order starting at the account nonce; a
 transaction behind a gap waits. Across senders, the next transaction of each sender competes
 by the tip it pays at the block's base fee (highest first, earlier arrival breaks ties), as
-geth's price-and-nonce ordering does.
+geth's price-and-nonce ordering does. A block takes at most the fork's max blobs, and a blob
+transaction only while its blob fee cap covers the block's blob base fee.
 """
 
 from __future__ import annotations
@@ -29,11 +34,14 @@ from dataclasses import dataclass
 
 from .. import _core
 from ..engine import Address, Hash32
+from .blobs import BLOB_PARAMS, GAS_PER_BLOB, MAX_BLOBS_PER_TX, MIN_BLOB_BASE_FEE, BlobSidecar, validate_sidecar
 
 MAX_NONCE_GAP = 64
 """How far past its next pending nonce a sender may queue a transaction."""
 MAX_TX_BYTES = 128 * 1024
-"""geth's txMaxSize."""
+"""geth's txMaxSize, for the canonical encoding."""
+MAX_BLOB_TX_BYTES = MAX_TX_BYTES + MAX_BLOBS_PER_TX * (GAS_PER_BLOB + 2 * 48 + 16)
+"""A blob transaction's network form: the canonical limit plus a full sidecar."""
 REPLACEMENT_BUMP_PERCENT = 10
 MAX_POOL = 200_000
 
@@ -53,13 +61,22 @@ class PooledTx:
     tip: int | None
     value: int
     seq: int
+    blob_fee_cap: int | None = None
+    """``max_fee_per_blob_gas`` of a blob transaction."""
+    sidecar: BlobSidecar | None = None
+    """A blob transaction's blobs, commitments and proofs (``raw`` is canonical, without)."""
+
+    @property
+    def blob_count(self) -> int:
+        return 0 if self.sidecar is None else len(self.sidecar)
 
     def effective_tip(self, base_fee: int) -> int:
         room = self.max_fee - base_fee
         return room if self.tip is None else min(self.tip, room)
 
     def cost(self) -> int:
-        return self.gas * self.max_fee + self.value
+        blob_cost = self.blob_count * GAS_PER_BLOB * (self.blob_fee_cap or 0)
+        return self.gas * self.max_fee + blob_cost + self.value
 
 
 def intrinsic_gas(info: _core._DecodedTransaction) -> int:
@@ -94,6 +111,12 @@ class Mempool:
         with self._lock:
             return self._by_hash.get(tx_hash)
 
+    def sidecar(self, tx_hash: Hash32) -> BlobSidecar | None:
+        """The sidecar of a pending blob transaction."""
+        with self._lock:
+            tx = self._by_hash.get(tx_hash)
+            return None if tx is None else tx.sidecar
+
     def pending(self) -> list[PooledTx]:
         with self._lock:
             return sorted(self._by_hash.values(), key=lambda t: t.seq)
@@ -112,15 +135,18 @@ class Mempool:
         raw: bytes,
         account: Callable[[Address], tuple[int, int]],
         base_fee: int,
+        blob_base_fee: int = MIN_BLOB_BASE_FEE,
     ) -> Hash32:
         """
-        Admits ``raw`` or raises ``PoolError``. ``account(sender)`` gives the sender's
-        ``(balance, nonce)`` at the head.
+        Admits ``raw`` (a blob transaction in its network form) or raises ``PoolError``.
+        ``account(sender)`` gives the sender's ``(balance, nonce)`` at the head; ``base_fee``
+        and ``blob_base_fee`` are the next block's.
         """
-        if len(raw) > MAX_TX_BYTES:
-            raise PoolError(f"oversized data: transaction of {len(raw)} bytes exceeds {MAX_TX_BYTES}")
+        limit = MAX_BLOB_TX_BYTES if raw[:1] == b"\x03" else MAX_TX_BYTES
+        if len(raw) > limit:
+            raise PoolError(f"oversized data: transaction of {len(raw)} bytes exceeds {limit}")
         try:
-            info = _core.decode_transaction(raw)
+            info = _core.decode_pooled_transaction(raw)
         except _core.SignatureError as e:
             raise PoolError(f"invalid sender: {e.reason}") from None
         except _core.DecodeError as e:
@@ -129,8 +155,11 @@ class Mempool:
             raise PoolError(
                 f"invalid chain id: transaction is for chain {info['chain_id']}, this chain is {self.chain_id}"
             )
+        if len(info["raw"]) > MAX_TX_BYTES:
+            raise PoolError(f"oversized data: transaction of {len(info['raw'])} bytes exceeds {MAX_TX_BYTES}")
+        sidecar = None
         if info["type"] == 3:
-            raise PoolError("blob transactions are not supported: this chain has no blob sidecars")
+            sidecar = self._check_blobs(info, blob_base_fee)
         sender = info["sender"]
         assert sender is not None  # recovered
         if info["gas"] > self.gas_limit:
@@ -149,7 +178,7 @@ class Mempool:
             )
         balance, account_nonce = account(sender)
         tx = PooledTx(
-            raw=raw,
+            raw=info["raw"],
             hash=info["hash"],
             sender=sender,
             nonce=info["nonce"],
@@ -158,6 +187,8 @@ class Mempool:
             tip=tip,
             value=info["value"],
             seq=next(self._seq),
+            blob_fee_cap=info["max_fee_per_blob_gas"],
+            sidecar=sidecar,
         )
         with self._lock:
             if tx.hash in self._by_hash:
@@ -180,6 +211,8 @@ class Mempool:
                 new_tip = tip if tip is not None else tx.max_fee
                 if tx.max_fee * 100 < replaced.max_fee * bump or new_tip * 100 < old_tip * bump:
                     raise PoolError("replacement transaction underpriced")
+                if replaced.blob_fee_cap is not None and (tx.blob_fee_cap or 0) * 100 < replaced.blob_fee_cap * bump:
+                    raise PoolError("replacement transaction underpriced: blob fee cap must rise too")
             committed = sum(t.cost() for n, t in queue.items() if n != tx.nonce)
             if balance < committed + tx.cost():
                 raise PoolError(
@@ -194,18 +227,46 @@ class Mempool:
             self._by_hash[tx.hash] = tx
         return tx.hash
 
+    @staticmethod
+    def _check_blobs(info: _core._PooledTransaction, blob_base_fee: int) -> BlobSidecar:
+        """The sidecar of blob transaction ``info``, checked; raises ``PoolError``."""
+        if info["to"] is None:
+            raise PoolError("blob transaction of type create")
+        pooled = info["sidecar"]
+        if pooled is None:
+            raise PoolError("missing sidecar in blob transaction")
+        sidecar = BlobSidecar(tuple(pooled["blobs"]), tuple(pooled["commitments"]), tuple(pooled["proofs"]))
+        try:
+            validate_sidecar(info["blob_versioned_hashes"], sidecar)
+        except ValueError as e:
+            raise PoolError(str(e)) from None
+        cap = info["max_fee_per_blob_gas"]
+        assert cap is not None  # type 3
+        if cap < blob_base_fee:
+            raise PoolError(
+                f"max fee per blob gas less than block blob gas fee: blob fee cap {cap} < blob base fee {blob_base_fee}"
+            )
+        return sidecar
+
     def select(
         self,
         nonce_of: Callable[[Address], int],
         base_fee: int,
         gas_limit: int,
         max_count: int,
+        blob_base_fee: int = MIN_BLOB_BASE_FEE,
+        max_blobs: int = BLOB_PARAMS.max,
     ) -> list[PooledTx]:
         """
         The next block's transactions: executable runs only, best tip first, whose gas limits
-        fit in ``gas_limit``. Transactions that can no longer run (their nonce is taken) are
-        evicted on the way.
+        fit in ``gas_limit`` and whose blobs fit in ``max_blobs``; a blob transaction whose
+        blob fee cap is below ``blob_base_fee`` waits, as one below ``base_fee`` does.
+        Transactions that can no longer run (their nonce is taken) are evicted on the way.
         """
+
+        def payable(tx: PooledTx) -> bool:
+            return tx.max_fee >= base_fee and (tx.blob_fee_cap is None or tx.blob_fee_cap >= blob_base_fee)
+
         with self._lock:
             heads: list[tuple[int, int, Address, int]] = []
             for sender, queue in self._by_sender.items():
@@ -213,20 +274,22 @@ class Mempool:
                 for stale in [n for n in queue if n < nonce]:
                     self._by_hash.pop(queue.pop(stale).hash, None)
                 tx = queue.get(nonce)
-                if tx is not None and tx.max_fee >= base_fee:
+                if tx is not None and payable(tx):
                     heapq.heappush(heads, (-tx.effective_tip(base_fee), tx.seq, sender, nonce))
             chosen: list[PooledTx] = []
             gas_left = gas_limit
+            blobs_left = max_blobs
             while heads and len(chosen) < max_count:
                 _, _, sender, nonce = heapq.heappop(heads)
                 tx = self._by_sender[sender][nonce]
-                if tx.gas > gas_left:
+                if tx.gas > gas_left or tx.blob_count > blobs_left:
                     # This sender is done for this block; smaller ones may still fit.
                     continue
                 chosen.append(tx)
                 gas_left -= tx.gas
+                blobs_left -= tx.blob_count
                 following = self._by_sender[sender].get(nonce + 1)
-                if following is not None and following.max_fee >= base_fee:
+                if following is not None and payable(following):
                     heapq.heappush(
                         heads, (-following.effective_tip(base_fee), following.seq, sender, nonce + 1)
                     )
