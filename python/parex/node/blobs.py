@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import _core
+from .chain import BlockRecord, next_excess_blob_gas
 from .genesis import FORK
 
 GAS_PER_BLOB = 131072
@@ -88,3 +89,8 @@ def validate_sidecar(versioned_hashes: list[bytes], sidecar: BlobSidecar) -> Non
         list(sidecar.proofs),
         max_blobs=MAX_BLOBS_PER_TX,
     )
+
+
+def next_blob_base_fee(parent: BlockRecord) -> int:
+    """The blob base fee of the block after ``parent`` (``eth_blobBaseFee``)."""
+    return blob_base_fee(next_excess_blob_gas(parent))

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from .. import __version__, _core
 from .._core import ParexError
 from .chain import BlockRecord, Chain, ChainError, Prepared, next_base_fee, next_excess_blob_gas
+from .blobs import BLOB_PARAMS, GAS_PER_BLOB, BlobSidecar, blob_base_fee, next_blob_base_fee
 from .mempool import Mempool
 from .rpc import Rpc, RpcError, parse_data, parse_qty
 
@@ -122,6 +123,9 @@ class EngineApi:
         self.mempool = mempool
         self.rpc = rpc
         self._payloads: OrderedDict[bytes, Prepared] = OrderedDict()
+        # The sidecars of each payload's pool blob transactions, by transaction hash: taken
+        # when the payload is built, so getPayload's blobsBundle does not depend on the pool.
+        self._sidecars: dict[bytes, dict[bytes, BlobSidecar]] = {}
         self._lock = threading.Lock()
         self.methods: dict[str, Callable[[list[Any]], Any]] = {
             "engine_exchangeCapabilities": lambda p: CAPABILITIES,
@@ -217,9 +221,17 @@ class EngineApi:
         txs = list(forced)
         if not attributes.get("noTxPool"):
             pool = self.mempool.select(
-                self._nonce_after(forced_part), env.base_fee, gas_limit - forced_part.block.gas_used, 20_000
+                self._nonce_after(forced_part),
+                env.base_fee,
+                gas_limit - forced_part.block.gas_used,
+                20_000,
+                blob_base_fee=blob_base_fee(env.excess_blob_gas or 0),
+                max_blobs=max(BLOB_PARAMS.max - forced_part.block.blob_gas_used // GAS_PER_BLOB, 0),
             )
             txs += [t.raw for t in pool if t.raw not in set(forced)]
+            sidecars = {t.hash: t.sidecar for t in pool if t.sidecar is not None}
+        else:
+            sidecars = {}
         prepared = (
             forced_part
             if len(txs) == len(forced)
@@ -228,8 +240,10 @@ class EngineApi:
         payload_id = _core.keccak256(prepared.block.hash + timestamp.to_bytes(8, "big"))[:8]
         with self._lock:
             self._payloads[payload_id] = prepared
+            self._sidecars[payload_id] = sidecars
             while len(self._payloads) > PAYLOAD_CACHE:
-                self._payloads.popitem(last=False)
+                evicted, _ = self._payloads.popitem(last=False)
+                self._sidecars.pop(evicted, None)
         return "0x" + payload_id.hex()
 
     @staticmethod
@@ -244,6 +258,7 @@ class EngineApi:
         payload_id = parse_data(params[0] if params else None, 0, "payloadId", 8)
         with self._lock:
             prepared = self._payloads.get(payload_id)
+            sidecars = self._sidecars.get(payload_id, {})
         if prepared is None:
             raise EngineError(UNKNOWN_PAYLOAD, "Unknown payload")
         block = prepared.block
@@ -253,7 +268,7 @@ class EngineApi:
         out: dict[str, Any] = {
             "executionPayload": payload_json(block),
             "blockValue": hex(value),
-            "blobsBundle": {"commitments": [], "proofs": [], "blobs": []},
+            "blobsBundle": blobs_bundle(block, sidecars),
             "shouldOverrideBuilder": False,
         }
         if version >= 4:
@@ -287,6 +302,19 @@ class EngineApi:
             return _status("INVALID", None, e.message)
         if payload.get("withdrawals"):
             return _status("INVALID", None, "withdrawals are not supported by parex")
+        expected_hashes = params[1] if len(params) > 1 else None
+        if isinstance(expected_hashes, list):
+            # Engine API V3: the block's blob versioned hashes, in order, must be these.
+            try:
+                ours = [
+                    "0x" + h.hex()
+                    for t in txs
+                    for h in _core.decode_transaction(t, recover=False)["blob_versioned_hashes"]
+                ]
+            except ParexError as e:
+                return _status("INVALID", None, f"invalid transaction: {e}")
+            if [str(h).lower() for h in expected_hashes] != ours:
+                return _status("INVALID", None, "blob versioned hashes do not match the expected ones")
         if version >= 4 and len(params) > 3 and params[3]:
             return _status("INVALID", None, "execution requests are not supported by parex")
         if self.chain.block_by_hash(block_hash) is not None:
@@ -362,8 +390,28 @@ class EngineApi:
             return 0 if account is None else account[1]
 
         with self.chain.lock:
-            chosen = self.mempool.select(nonce, next_base_fee(self.chain.head), self.chain.gas_limit, 20_000)
+            head = self.chain.head
+            chosen = self.mempool.select(
+                nonce, next_base_fee(head), self.chain.gas_limit, 20_000, blob_base_fee=next_blob_base_fee(head)
+            )
         return ["0x" + t.raw.hex() for t in chosen]
+
+
+def blobs_bundle(block: BlockRecord, sidecars: dict[bytes, BlobSidecar]) -> dict[str, list[str]]:
+    """
+    engine_getPayloadV3/V4's ``blobsBundle``: the commitments, proofs and blobs of the
+    payload's blob transactions, in block order (one entry per versioned hash). A blob
+    transaction forced in by the payload attributes comes without a sidecar; it has none here.
+    """
+    bundle: dict[str, list[str]] = {"commitments": [], "proofs": [], "blobs": []}
+    for tx_hash in block.tx_hashes:
+        sidecar = sidecars.get(tx_hash)
+        if sidecar is None:
+            continue
+        bundle["commitments"] += ["0x" + c.hex() for c in sidecar.commitments]
+        bundle["proofs"] += ["0x" + p.hex() for p in sidecar.proofs]
+        bundle["blobs"] += ["0x" + b.hex() for b in sidecar.blobs]
+    return bundle
 
 
 def _same_payload(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:

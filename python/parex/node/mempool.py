@@ -40,8 +40,10 @@ MAX_NONCE_GAP = 64
 """How far past its next pending nonce a sender may queue a transaction."""
 MAX_TX_BYTES = 128 * 1024
 """geth's txMaxSize, for the canonical encoding."""
-MAX_BLOB_TX_BYTES = MAX_TX_BYTES + MAX_BLOBS_PER_TX * (GAS_PER_BLOB + 2 * 48 + 16)
-"""A blob transaction's network form: the canonical limit plus a full sidecar."""
+MAX_BLOB_TX_BYTES = 2 * 1024 * 1024
+"""A blob transaction's network form: room for a full block's sidecar (9 blobs, 1.2 MB) with
+slack, so that one blob too many is refused by count, not size; the canonical part must
+still fit in ``MAX_TX_BYTES``. The HTTP body limit (5 MiB) holds its hex encoding."""
 REPLACEMENT_BUMP_PERCENT = 10
 MAX_POOL = 200_000
 

@@ -26,6 +26,7 @@ from .. import __version__, _core
 from .._core import CallInvalid, CallResult, ParexError
 from ..engine import Address, BlockEnv, Hash32
 from .chain import EMPTY_REQUESTS_HASH, EMPTY_ROOT, BlockRecord, Chain, ReceiptRecord, next_base_fee
+from .blobs import BLOB_PARAMS, GAS_PER_BLOB, blob_base_fee, next_blob_base_fee
 from .genesis import DevAccount
 from .mempool import Mempool, PoolError
 
@@ -217,7 +218,7 @@ class Rpc:
             "eth_getRawTransactionByHash": self.get_raw_transaction_by_hash,
             "eth_gasPrice": lambda p: qty(next_base_fee(self.chain.head) + SUGGESTED_TIP),
             "eth_maxPriorityFeePerGas": lambda p: qty(SUGGESTED_TIP),
-            "eth_blobBaseFee": lambda p: "0x1",
+            "eth_blobBaseFee": lambda p: qty(next_blob_base_fee(self.chain.head)),
             "eth_feeHistory": self.fee_history,
             "eth_getLogs": self.get_logs,
             "eth_newFilter": self.new_filter,
@@ -589,9 +590,9 @@ class Rpc:
         raw = parse_data(self._arg(params, 0, "data"), 0, "data")
         if self.chain.failed:
             raise RpcError(-32000, f"node is not accepting transactions: {self.chain.failed}")
-        base_fee = next_base_fee(self.chain.head)
+        head = self.chain.head
         try:
-            tx_hash = self.mempool.add(raw, self._account, base_fee)
+            tx_hash = self.mempool.add(raw, self._account, next_base_fee(head), next_blob_base_fee(head))
         except PoolError as e:
             raise RpcError(-32000, str(e)) from None
         return data(tx_hash)
@@ -721,6 +722,9 @@ class Rpc:
         if tip is not None:
             out["maxFeePerGas"] = qty(info["max_fee_per_gas"])
             out["maxPriorityFeePerGas"] = qty(tip)
+        if info["type"] == 3:
+            out["maxFeePerBlobGas"] = qty(info["max_fee_per_blob_gas"] or 0)
+            out["blobVersionedHashes"] = [data(h) for h in info["blob_versioned_hashes"]]
         if info["type"] == 4:
             out["authorizationList"] = [
                 {
@@ -799,7 +803,7 @@ class Rpc:
         receipt: ReceiptRecord = record.receipts[index]
         info = _core.decode_transaction(record.transactions[index], recover=False)
         base = self._log_index_base(record, index)
-        return {
+        out: dict[str, Any] = {
             "transactionHash": data(record.tx_hashes[index]),
             "transactionIndex": qty(index),
             "blockHash": data(record.hash),
@@ -815,6 +819,10 @@ class Rpc:
             "status": "0x1" if receipt.success else "0x0",
             "type": qty(receipt.tx_type),
         }
+        if info["type"] == 3:
+            out["blobGasUsed"] = qty(GAS_PER_BLOB * len(info["blob_versioned_hashes"]))
+            out["blobGasPrice"] = qty(blob_base_fee(record.excess_blob_gas))
+        return out
 
     def get_transaction_receipt(self, params: list[Any]) -> dict[str, Any] | None:
         tx_hash = parse_data(self._arg(params, 0, "hash"), 0, "hash", 32)
@@ -841,6 +849,8 @@ class Rpc:
             return {"oldestBlock": "0x0", "baseFeePerGas": [], "gasUsedRatio": [], "baseFeePerBlobGas": [], "blobGasUsedRatio": []}
         oldest = newest - count + 1
         base_fees: list[str] = []
+        blob_fees: list[str] = []
+        blob_ratios: list[float] = []
         ratios: list[float] = []
         rewards: list[list[str]] = []
         last: BlockRecord | None = None
@@ -849,17 +859,20 @@ class Rpc:
             assert record is not None
             last = record
             base_fees.append(qty(record.base_fee))
+            blob_fees.append(qty(blob_base_fee(record.excess_blob_gas)))
+            blob_ratios.append(record.blob_gas_used / BLOB_PARAMS.max_blob_gas)
             ratios.append(record.gas_used / record.gas_limit if record.gas_limit else 0.0)
             if percentiles:
                 rewards.append(self._rewards(record, percentiles))
         assert last is not None
         base_fees.append(qty(next_base_fee(last)))
+        blob_fees.append(qty(next_blob_base_fee(last)))
         out: dict[str, Any] = {
             "oldestBlock": qty(oldest),
             "baseFeePerGas": base_fees,
             "gasUsedRatio": ratios,
-            "baseFeePerBlobGas": ["0x1"] * (count + 1),
-            "blobGasUsedRatio": [0.0] * count,
+            "baseFeePerBlobGas": blob_fees,
+            "blobGasUsedRatio": blob_ratios,
         }
         if percentiles:
             out["reward"] = rewards

@@ -36,6 +36,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from .. import _core
+from .blobs import next_blob_base_fee
 from .chain import Chain, ChainError, next_base_fee
 from .genesis import DevAccount, Genesis
 from .mempool import Mempool
@@ -86,9 +87,15 @@ class Sequencer:
 
     def seal(self) -> None:
         """Builds one block from the pool now."""
-        base_fee = next_base_fee(self.chain.head)
+        head = self.chain.head
         with self.chain.lock:
-            chosen = self.mempool.select(self._nonce, base_fee, self.chain.gas_limit, MAX_BLOCK_TXS)
+            chosen = self.mempool.select(
+                self._nonce,
+                next_base_fee(head),
+                self.chain.gas_limit,
+                MAX_BLOCK_TXS,
+                blob_base_fee=next_blob_base_fee(head),
+            )
         built = self.chain.build_block([t.raw for t in chosen])
         gone = list(built.block.tx_hashes) + [_core.keccak256(raw) for raw, _ in built.dropped]
         self.mempool.remove(gone)
