@@ -229,3 +229,124 @@ fn info_of(envelope: TxEnvelope, encoded: &[u8], recover: bool) -> Result<TxInfo
         s: signature.s(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_consensus::{SignableTransaction, TxEip4844, TxEip4844WithSidecar};
+    use alloy_eips::eip4844::env_settings::EnvKzgSettings;
+    use alloy_eips::eip4844::{Blob, BlobTransactionSidecar};
+    use alloy_primitives::Signature;
+    use alloy_rlp::Encodable;
+    use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+    use secp256k1::{Message, SecretKey};
+
+    const SECRET: [u8; 32] = [0x42; 32];
+
+    fn sign(hash: B256) -> Signature {
+        let key = SecretKey::from_secret_bytes(SECRET).unwrap();
+        let sig = RecoverableSignature::sign_ecdsa_recoverable(Message::from_digest(hash.0), &key);
+        let (recid, compact) = sig.serialize_compact();
+        Signature::new(
+            U256::from_be_slice(&compact[..32]),
+            U256::from_be_slice(&compact[32..]),
+            recid == RecoveryId::One,
+        )
+    }
+
+    fn blob_tx() -> (TxEip4844, BlobTransactionSidecar) {
+        let mut blob = Blob::default();
+        blob[31] = 7;
+        let sidecar = BlobTransactionSidecar::try_from_blobs_with_settings(
+            vec![blob],
+            EnvKzgSettings::Default.get(),
+        )
+        .unwrap();
+        let tx = TxEip4844 {
+            chain_id: 1,
+            nonce: 3,
+            gas_limit: 21_000,
+            max_fee_per_gas: 10,
+            max_priority_fee_per_gas: 1,
+            to: Address::repeat_byte(0xee),
+            value: U256::from(5),
+            access_list: Default::default(),
+            blob_versioned_hashes: sidecar.versioned_hashes().collect(),
+            max_fee_per_blob_gas: 2,
+            input: Bytes::new(),
+        };
+        (tx, sidecar)
+    }
+
+    #[test]
+    fn network_form_splits_into_canonical_transaction_and_sidecar() {
+        let (tx, sidecar) = blob_tx();
+        let signature = sign(tx.signature_hash());
+        let canonical = TxEnvelope::from(tx.clone().into_signed(signature)).encoded_2718();
+        let with_sidecar = TxEip4844WithSidecar::from_tx_and_sidecar(tx, sidecar.clone());
+        let network =
+            alloy_consensus::EthereumTxEnvelope::Eip4844(with_sidecar.into_signed(signature))
+                .encoded_2718();
+        assert!(network.len() > canonical.len() + 131072);
+
+        let pooled = decode_pooled_transaction(&network).unwrap();
+        assert_eq!(pooled.canonical, canonical);
+        assert_eq!(pooled.info.hash, keccak256(&canonical));
+        assert_eq!(pooled.info.tx_type, 3);
+        assert_eq!(
+            pooled.info.sender,
+            crate::sign::address_of(&SECRET).unwrap()
+        );
+        assert_eq!(pooled.info.max_fee_per_blob_gas, Some(2));
+        let got = pooled.sidecar.expect("sidecar");
+        assert_eq!(got, BlobTransactionSidecarVariant::Eip4844(sidecar));
+        assert_eq!(
+            crate::blob::validate_sidecar(&pooled.info.blob_versioned_hashes, &got, 9),
+            Ok(())
+        );
+
+        // The canonical form decodes to the same transaction, without a sidecar.
+        let plain = decode_pooled_transaction(&canonical).unwrap();
+        assert_eq!(plain.info, pooled.info);
+        assert!(plain.sidecar.is_none());
+        assert_eq!(decode_transaction(&canonical).unwrap(), pooled.info);
+    }
+
+    #[test]
+    fn a_blob_create_is_named() {
+        let (tx, _) = blob_tx();
+        // The canonical body with an empty `to`: alloy's type cannot hold it, so encode by hand.
+        let mut fields = Vec::new();
+        tx.chain_id.encode(&mut fields);
+        tx.nonce.encode(&mut fields);
+        tx.max_priority_fee_per_gas.encode(&mut fields);
+        tx.max_fee_per_gas.encode(&mut fields);
+        tx.gas_limit.encode(&mut fields);
+        fields.push(0x80);
+        tx.value.encode(&mut fields);
+        tx.input.encode(&mut fields);
+        tx.access_list.encode(&mut fields);
+        tx.max_fee_per_blob_gas.encode(&mut fields);
+        tx.blob_versioned_hashes.encode(&mut fields);
+        0u8.encode(&mut fields);
+        U256::from(1).encode(&mut fields);
+        U256::from(1).encode(&mut fields);
+        let mut raw = vec![3u8];
+        Header {
+            list: true,
+            payload_length: fields.len(),
+        }
+        .encode(&mut raw);
+        raw.extend_from_slice(&fields);
+        match decode_pooled_transaction(&raw) {
+            Err(BlockError::Decode { reason, .. }) => {
+                assert_eq!(reason, "blob transaction of type create")
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+        // Anything else undecodable keeps alloy's reason.
+        raw[1 + 2] ^= 0xff;
+        let err = decode_pooled_transaction(&raw[..raw.len() - 1]).unwrap_err();
+        assert!(!err.to_string().contains("type create"), "{err}");
+    }
+}
