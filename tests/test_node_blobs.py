@@ -9,6 +9,7 @@ Test blobs are deterministic and built here with ckzg (the Python binding of c-k
 installed with eth-account) and the trusted setup eth-account ships; transactions are signed
 by eth-account. Refusals (tampered proof, wrong versioned hash, missing sidecar, blob fee
 cap below the blob base fee) must name what was wrong, and the node must keep serving.
+anvil (Prague) is the oracle for the receipt, transaction and header blob fields.
 """
 
 from __future__ import annotations
@@ -231,3 +232,38 @@ def test_payload_respects_the_blob_limit_and_carries_the_blobs_bundle(driven: No
     assert isinstance(history, dict)
     assert history["blobGasUsedRatio"] == [8 / 9, 4 / 9]
     assert history["baseFeePerBlobGas"] == ["0x1", "0x1", "0x1"]
+
+
+def test_blob_transaction_agrees_with_anvil(tmp_path: Path) -> None:
+    """The same signed blob transaction on anvil (Prague) and on parex: the same hash, receipt
+    blob fields and gas, and on both the sender pays execution gas, blob gas and value."""
+    from anvil_process import start_anvil
+
+    tx = BlobTx(0, [7, 8, 9])
+    sender = Account.from_key(DEV_KEYS[0]).address
+    seen: dict[str, dict[str, Any]] = {}
+    with start_anvil(hardfork="prague") as anvil_url, start_node(tmp_path / "node") as parex:
+        for name, url in (("anvil", anvil_url), ("parex", parex.url)):
+            w3 = Web3(Web3.HTTPProvider(url))
+            before = w3.eth.get_balance(sender)
+            assert "0x" + bytes(w3.eth.send_raw_transaction(tx.network())).hex() == tx.hash
+            receipt = wait_receipt(w3, tx.hash)
+            paid = before - w3.eth.get_balance(sender)
+            assert paid == 1 + receipt["gasUsed"] * receipt["effectiveGasPrice"] + (
+                receipt["blobGasUsed"] * receipt["blobGasPrice"]
+            ), name
+            got = w3.eth.get_transaction(tx.hash)
+            block = w3.eth.get_block(receipt["blockNumber"])
+            seen[name] = {
+                "status": receipt["status"],
+                "type": receipt["type"],
+                "gasUsed": receipt["gasUsed"],
+                "blobGasUsed": receipt["blobGasUsed"],
+                "blobGasPrice": receipt["blobGasPrice"],
+                "maxFeePerBlobGas": got["maxFeePerBlobGas"],
+                "blobVersionedHashes": [bytes(h) for h in got["blobVersionedHashes"]],
+                "block.blobGasUsed": block["blobGasUsed"],
+                "block.excessBlobGas": block["excessBlobGas"],
+            }
+    assert seen["parex"] == seen["anvil"]
+    assert seen["parex"]["blobGasUsed"] == 3 * GAS_PER_BLOB
