@@ -132,6 +132,21 @@ mod tests {
     }
 
     #[test]
+    fn cell_proof_sidecars_are_refused_before_osaka() {
+        use alloy_eips::eip7594::BlobTransactionSidecarEip7594;
+        let s = sidecar(1);
+        let osaka = BlobTransactionSidecarVariant::Eip7594(BlobTransactionSidecarEip7594::new(
+            s.blobs.clone(),
+            s.commitments.clone(),
+            vec![Bytes48::ZERO; 128],
+        ));
+        let err = validate_sidecar(&hashes(&s), &osaka, 9).unwrap_err();
+        assert!(err.contains("EIP-7594"), "{err}");
+        let prague = BlobTransactionSidecarVariant::Eip4844(s.clone());
+        assert_eq!(validate_sidecar(&hashes(&s), &prague, 9), Ok(()));
+    }
+
+    #[test]
     fn counts_must_agree_and_stay_within_the_limit() {
         let s = sidecar(2);
         let h = hashes(&s);
