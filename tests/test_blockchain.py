@@ -14,18 +14,15 @@ from typing import Any
 
 import pytest
 
+from shared_fixtures import CACHE
+from shared_fixtures import EEST as FIXTURE
+
 from _rlp import decode, encode
 from parex import State, _core, conformance, replay
 from parex._core import Header, InvalidBlock
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "eest-v5.4.0-cancun-prague.tar.gz"
-CACHE = ROOT / ".cache" / "fixtures"
 THREADS = 2
 
-needs_fixture = pytest.mark.skipif(
-    not FIXTURE.is_file(), reason=f"the shared EEST fixture is absent ({FIXTURE})"
-)
 
 # One folder per block-level feature: withdrawals, beacon root, blobs, history storage,
 # deposits, withdrawal and consolidation requests, general requests, set-code transactions.
@@ -87,7 +84,6 @@ def tampered_header(rlp_hex: str, field: int, value: bytes) -> str:
 # The fixture passes
 
 
-@needs_fixture
 @pytest.mark.parametrize("folder", FOLDERS)
 def test_folder_passes(blockchain_tests: Path, folder: str) -> None:
     report = conformance.run([blockchain_tests / folder], threads=THREADS)
@@ -97,7 +93,6 @@ def test_folder_passes(blockchain_tests: Path, folder: str) -> None:
     assert set(report.by_group()) == {folder}
 
 
-@needs_fixture
 def test_invalid_block_passes_only_for_the_expected_reason(
     blockchain_tests: Path, tmp_path: Path
 ) -> None:
@@ -121,7 +116,6 @@ def test_invalid_block_passes_only_for_the_expected_reason(
     assert run_one(tmp_path, name, test).kind == "unexpected rejection"
 
 
-@needs_fixture
 def test_tampered_valid_chains_fail(blockchain_tests: Path, tmp_path: Path) -> None:
     name, test = first(load(blockchain_tests / VALID), "Prague")
     assert len(test["blocks"]) == 2
@@ -160,7 +154,6 @@ def test_tampered_valid_chains_fail(blockchain_tests: Path, tmp_path: Path) -> N
     assert "BlockException.INVALID_GAS_USED" in (outcome.reason or "")
 
 
-@needs_fixture
 def test_the_chain_goes_on_from_the_parent_of_an_invalid_block(
     blockchain_tests: Path, tmp_path: Path
 ) -> None:
@@ -182,7 +175,6 @@ def test_the_chain_goes_on_from_the_parent_of_an_invalid_block(
 # Layouts and networks
 
 
-@needs_fixture
 def test_classic_layout(blockchain_tests: Path, tmp_path: Path) -> None:
     """ethereum/tests' BlockchainTests: folders of JSON files, the same schema, no ``config``,
     exception names in another vocabulary."""
@@ -206,7 +198,6 @@ def test_classic_layout(blockchain_tests: Path, tmp_path: Path) -> None:
     assert [o.kind for o in report.failures] == ["unexpected rejection"]
 
 
-@needs_fixture
 def test_transition_networks_switch_by_timestamp(blockchain_tests: Path, tmp_path: Path) -> None:
     name, test = first(load(blockchain_tests / VALID), "Prague")
     # Every block of the fixture is before 15k: Prague rules, then Prague from time 0.
@@ -252,7 +243,6 @@ def test_fork_names_come_from_rust() -> None:
 # The bindings
 
 
-@needs_fixture
 def test_import_block_bindings(blockchain_tests: Path) -> None:
     _, test = first(load(blockchain_tests / VALID), "Prague")
     genesis = Header.of_block(bytes.fromhex(test["genesisRLP"][2:]))

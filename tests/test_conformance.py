@@ -17,18 +17,15 @@ from typing import Any
 
 import pytest
 
+from shared_fixtures import CACHE
+from shared_fixtures import EEST as FIXTURE
+
 from _rlp import encode
 from parex import State, _core, conformance, replay
 from parex.engine import Engine
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "eest-v5.4.0-cancun-prague.tar.gz"
-CACHE = ROOT / ".cache" / "fixtures"
 THREADS = 2
 
-pytestmark = pytest.mark.skipif(
-    not FIXTURE.is_file(), reason=f"the shared EEST fixture is absent ({FIXTURE})"
-)
 
 # Folders that stress what a one-transaction block can get wrong: rejections (blob and
 # fee-market validity, EIP-7702), the zero-fee and warm coinbase, EIP-161 deletions,

@@ -11,16 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from shared_fixtures import CACHE
+from shared_fixtures import MAINNET as FIXTURE
+
 from parex import DecodeError, Fork, replay
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "mainnet-blocks.tar.gz"
-CACHE = ROOT / ".cache" / "fixtures"
 
-needs_fixture = pytest.mark.skipif(
-    not FIXTURE.is_file(),
-    reason=f"the shared mainnet fixture is absent ({FIXTURE})",
-)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +62,6 @@ def test_mainnet_fork_schedule() -> None:
     assert f(22_431_084, 1_746_612_311) is Fork.PRAGUE
 
 
-@needs_fixture
 def test_sequential_rule_takes_small_blocks_and_still_checks_block_stm(mainnet: Path) -> None:
     tiny = replay.load_block(mainnet / "blocks" / "46147")  # one transfer
     report = replay.replay_block(tiny, threads=2, repeat=1)
@@ -88,7 +83,6 @@ def test_sequential_rule_takes_small_blocks_and_still_checks_block_stm(mainnet: 
     assert report.ok and report.sequential_rule is None
 
 
-@needs_fixture
 def test_extraction_is_idempotent(mainnet: Path) -> None:
     stamp = CACHE / "mainnet-blocks" / ".parex-extracted"
     before = stamp.stat().st_mtime_ns
@@ -98,7 +92,6 @@ def test_extraction_is_idempotent(mainnet: Path) -> None:
     assert replay.block_dirs(FIXTURE, CACHE) == replay.block_dirs(CACHE / "mainnet-blocks")
 
 
-@needs_fixture
 def test_every_mainnet_block_matches_its_header(mainnet: Path) -> None:
     report = replay.replay(mainnet, threads=2, repeat=1, trace=False)
     assert len(report.blocks) == 49
@@ -115,7 +108,6 @@ def test_every_mainnet_block_matches_its_header(mainnet: Path) -> None:
     assert report.total_speedup is not None and report.total_speedup > 0
 
 
-@needs_fixture
 def test_header_mismatches_are_reported(mainnet: Path) -> None:
     block = replay.load_block(mainnet / "blocks" / "19934116")
     good = replay.replay_block(block, threads=2, repeat=1)
@@ -142,7 +134,6 @@ def test_header_mismatches_are_reported(mainnet: Path) -> None:
     assert set(report.failed_checks) >= {"gas_used", "receipts_root", "transactions_root"}
 
 
-@needs_fixture
 def test_pre_byzantium_receipts_root_is_skipped(mainnet: Path) -> None:
     block = replay.load_block(mainnet / "blocks" / "116525")
     assert block.fork == Fork.FRONTIER
@@ -162,7 +153,6 @@ def copy_block(mainnet: Path, number: int, dest: Path) -> Path:
     return root / "blocks" / str(number)
 
 
-@needs_fixture
 def test_a_lossy_transaction_conversion_fails_loudly(mainnet: Path, tmp_path: Path) -> None:
     block_dir = copy_block(mainnet, 12_522_062, tmp_path)
     block = json.loads((block_dir / "block.json").read_text())
@@ -177,7 +167,6 @@ def test_a_lossy_transaction_conversion_fails_loudly(mainnet: Path, tmp_path: Pa
     assert "transaction 5" in report.blocks[0].error
 
 
-@needs_fixture
 def test_a_block_without_transactions(mainnet: Path, tmp_path: Path) -> None:
     block_dir = copy_block(mainnet, 19_934_116, tmp_path)
     block = json.loads((block_dir / "block.json").read_text())
@@ -194,7 +183,6 @@ def test_a_block_without_transactions(mainnet: Path, tmp_path: Path) -> None:
     assert report.total_speedup is None and report.min_speedup is None
 
 
-@needs_fixture
 def test_cli_json_and_exit_status(mainnet: Path, tmp_path: Path) -> None:
     proc = run_cli(str(mainnet / "blocks" / "4864590"), "--json", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr
