@@ -180,27 +180,6 @@ def test_pool_errors_are_geths(parex_node: NodeProcess) -> None:
         w3.eth.send_raw_transaction(signed.raw_transaction)
 
 
-def test_parex_load_reports_every_transaction_included(parex_node: NodeProcess) -> None:
-    """`parex load` end to end against a live node (small, for the test suite)."""
-    import json as json_module
-
-    from click.testing import CliRunner
-
-    from parex.cli import main
-
-    for workload in ("erc20", "transfer"):
-        result = CliRunner().invoke(
-            main, ["load", "--url", parex_node.url, "--workload", workload, "--senders", "20",
-                   "--per-sender", "5", "--json"]
-        )
-        assert result.exit_code == 0, result.output
-        report = json_module.loads(result.output)
-        assert report["transactions"] == report["included"] == 100
-        assert report["tx_per_second"] > 0 and report["blocks"] >= 1
-        assert 0 < report["block_fill"] <= 1
-        assert 0 <= report["latency_p50_ms"] <= report["latency_p99_ms"]
-
-
 def _verify_mpt(root: bytes, key: bytes, proof: list[bytes]) -> bytes | None:
     """Walks an MPT proof from ``root`` for keccak(key); the leaf value, or None if absent."""
     import _rlp
