@@ -129,15 +129,7 @@ pub fn credit<S: StateViewRef + ?Sized>(
     info.balance = info.balance.saturating_add(amount);
     if info.is_empty() {
         if existed {
-            pending.insert(
-                address,
-                AccountChange {
-                    info: None,
-                    code: None,
-                    storage_cleared: true,
-                    storage: Default::default(),
-                },
-            );
+            pending.insert(address, AccountChange::deleted());
         }
         return Ok(());
     }
@@ -187,17 +179,7 @@ mod tests {
         assert_eq!(once, step);
 
         // A deletion then a re-creation: the pre-block storage stays gone.
-        let deleted: StateChanges = [(
-            a,
-            AccountChange {
-                info: None,
-                code: None,
-                storage_cleared: true,
-                storage: Default::default(),
-            },
-        )]
-        .into_iter()
-        .collect();
+        let deleted: StateChanges = [(a, AccountChange::deleted())].into_iter().collect();
         let revived: StateChanges = [(a, change(1, &[], false))].into_iter().collect();
         let mut merged = deleted;
         merge_changes(&mut merged, revived);

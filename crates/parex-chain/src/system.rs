@@ -3,16 +3,15 @@
 //! beneficiary, 30 million gas. They run sequentially, before or after the block's
 //! transactions, on plain revm over an [`Overlay`](crate::Overlay) of the state so far.
 
-use parex_evm::bytecode_from_bytes;
 use parex_evm::revm::context::result::ExecutionResult;
 use parex_evm::revm::context::result::{EVMError, InvalidTransaction};
 use parex_evm::revm::context::{BlockEnv as RevmBlockEnv, CfgEnv, TxEnv};
-use parex_evm::revm::database_interface::{DBErrorMarker, WrapDatabaseRef};
+use parex_evm::revm::database_interface::WrapDatabaseRef;
 use parex_evm::revm::handler::{EthFrame, Handler, MainnetHandler};
 use parex_evm::revm::primitives::TxKind;
-use parex_evm::revm::state::{AccountInfo as RevmAccountInfo, Bytecode};
-use parex_evm::revm::{Context, DatabaseRef, ExecuteEvm, MainBuilder, MainContext};
-use parex_primitives::{AccountChange, AccountInfo, Address, Bytes, StateChanges, B256, U256};
+use parex_evm::revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+use parex_evm::state_db::{StateDb, StateDbError};
+use parex_primitives::{AccountChange, AccountInfo, Address, Bytes, StateChanges};
 use parex_state::{StateError, StateViewRef};
 
 /// The caller of every system call.
@@ -22,53 +21,6 @@ pub const SYSTEM_ADDRESS: Address = alloy_eips::eip4788::SYSTEM_ADDRESS;
 pub const SYSTEM_CALL_GAS: u64 = 30_000_000;
 
 /// A store error inside revm.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct SystemDbError(String);
-
-impl DBErrorMarker for SystemDbError {}
-
-/// revm's read-only database over a parex view.
-struct ViewDatabase<'a, S: ?Sized>(&'a S);
-
-impl<S: StateViewRef + ?Sized> DatabaseRef for ViewDatabase<'_, S> {
-    type Error = SystemDbError;
-
-    fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, Self::Error> {
-        let Some(info) = self.0.account(&address).map_err(db_error)? else {
-            return Ok(None);
-        };
-        let code = self.code_by_hash_ref(info.code_hash)?;
-        Ok(Some(RevmAccountInfo::new(
-            info.balance,
-            info.nonce,
-            info.code_hash,
-            code,
-        )))
-    }
-
-    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
-        let code = self
-            .0
-            .code_by_hash(&code_hash)
-            .map_err(db_error)?
-            .ok_or_else(|| SystemDbError(format!("code {code_hash} missing from the store")))?;
-        Ok(bytecode_from_bytes(code))
-    }
-
-    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
-        self.0.storage(&address, &index).map_err(db_error)
-    }
-
-    fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
-        self.0.block_hash(number).map_err(db_error)
-    }
-}
-
-fn db_error(e: StateError) -> SystemDbError {
-    SystemDbError(e.0)
-}
-
 /// What one system call did.
 pub struct SystemCallOutcome {
     /// `Some(output)` when the call succeeded; `None` when it reverted or halted.
@@ -86,7 +38,7 @@ pub fn system_call<S: StateViewRef + ?Sized>(
     data: Bytes,
 ) -> Result<SystemCallOutcome, StateError> {
     let mut evm = Context::mainnet()
-        .with_db(WrapDatabaseRef(ViewDatabase(view)))
+        .with_db(WrapDatabaseRef(StateDb(view)))
         .with_block(block_env.clone())
         .with_cfg(cfg.clone())
         .build_mainnet();
@@ -98,7 +50,7 @@ pub fn system_call<S: StateViewRef + ?Sized>(
         gas_price: 0,
         ..Default::default()
     };
-    let mut handler: MainnetHandler<_, EVMError<SystemDbError, InvalidTransaction>, EthFrame> =
+    let mut handler: MainnetHandler<_, EVMError<StateDbError, InvalidTransaction>, EthFrame> =
         MainnetHandler::default();
     let result = handler.run_system_call(&mut evm);
     let state = evm.finalize();
@@ -124,15 +76,7 @@ pub fn system_call<S: StateViewRef + ?Sized>(
             // EIP-161: a touched empty account is deleted (the system contracts' forks all
             // come after Spurious Dragon).
             if existed {
-                changes.insert(
-                    address,
-                    AccountChange {
-                        info: None,
-                        code: None,
-                        storage_cleared: true,
-                        storage: Default::default(),
-                    },
-                );
+                changes.insert(address, AccountChange::deleted());
             }
             continue;
         }

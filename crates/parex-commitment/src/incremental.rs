@@ -165,10 +165,9 @@ impl Node {
                 if !path.starts_with(&key) {
                     return Some(Node::Extension { key, child, cached });
                 }
-                match child.remove(&path.slice(key.len()..)) {
-                    None => None,
-                    Some(child) => Some(join_front(&key, child)),
-                }
+                child
+                    .remove(&path.slice(key.len()..))
+                    .map(|child| join_front(&key, child))
             }
             Node::Branch {
                 mut children,

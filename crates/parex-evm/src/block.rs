@@ -13,7 +13,6 @@ use parex_primitives::{
 };
 use parex_state::{StateError, StateViewRef};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::time::Instant;
 
@@ -553,15 +552,7 @@ fn account_change<S: StateViewRef>(
     };
     let Some(account) = account else {
         // Deleted (or never came to exist): storage goes with it.
-        return Ok((
-            address,
-            AccountChange {
-                info: None,
-                code: None,
-                storage_cleared: true,
-                storage: BTreeMap::new(),
-            },
-        ));
+        return Ok((address, AccountChange::deleted()));
     };
     let (code_hash, code) = match &pending.code {
         Some(Some(code)) => (code.hash, Some(code.bytecode.original_bytes())),
@@ -613,15 +604,7 @@ fn apply_beneficiary_rule<S: StateViewRef>(
         None => state.account(&beneficiary)?,
     };
     if info.is_some_and(|info| info.is_empty()) {
-        changes.insert(
-            beneficiary,
-            AccountChange {
-                info: None,
-                code: None,
-                storage_cleared: true,
-                storage: BTreeMap::new(),
-            },
-        );
+        changes.insert(beneficiary, AccountChange::deleted());
     }
     Ok(())
 }

@@ -7,15 +7,14 @@
 //! account without ether can still call; a call that names no nonce skips the nonce check.
 
 use crate::env::{revm_block_env, revm_cfg_env};
+use crate::state_db::StateDb;
 pub use alloy_eips::eip2930::{AccessList, AccessListItem};
-use parex_primitives::{Address, BlockEnv, Bytes, Log, B256, U256};
+use parex_primitives::{Address, BlockEnv, Bytes, Log, U256};
 use parex_state::StateViewRef;
 use revm::context::result::{EVMError, ExecutionResult, HaltReason, Output};
 use revm::context::{Context, TxEnv};
-use revm::context_interface::DBErrorMarker;
-use revm::database_interface::{DatabaseRef, WrapDatabaseRef};
+use revm::database_interface::WrapDatabaseRef;
 use revm::primitives::TxKind;
-use revm::state::{AccountInfo as RevmAccountInfo, Bytecode};
 use revm::{ExecuteEvm, MainBuilder, MainContext};
 
 /// Gas of the cheapest transaction: the lower bound of every estimate.
@@ -70,52 +69,6 @@ pub enum CallError {
     Invalid(String),
     #[error("state store error: {0}")]
     State(String),
-}
-
-/// The store error revm carries through a call.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct CallDbError(String);
-
-impl DBErrorMarker for CallDbError {}
-
-/// revm's read-only database over a parex state view.
-struct StateDb<'a, S>(&'a S);
-
-impl<S: StateViewRef> DatabaseRef for StateDb<'_, S> {
-    type Error = CallDbError;
-
-    fn basic_ref(&self, address: Address) -> Result<Option<RevmAccountInfo>, CallDbError> {
-        let Some(info) = self.0.account(&address).map_err(|e| CallDbError(e.0))? else {
-            return Ok(None);
-        };
-        let code = self.code_by_hash_ref(info.code_hash)?;
-        Ok(Some(RevmAccountInfo::new(
-            info.balance,
-            info.nonce,
-            info.code_hash,
-            code,
-        )))
-    }
-
-    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, CallDbError> {
-        let code = self
-            .0
-            .code_by_hash(&code_hash)
-            .map_err(|e| CallDbError(e.0))?
-            .ok_or_else(|| CallDbError(format!("code {code_hash} missing from the store")))?;
-        Ok(Bytecode::new_raw(code))
-    }
-
-    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, CallDbError> {
-        self.0
-            .storage(&address, &index)
-            .map_err(|e| CallDbError(e.0))
-    }
-
-    fn block_hash_ref(&self, number: u64) -> Result<B256, CallDbError> {
-        self.0.block_hash(number).map_err(|e| CallDbError(e.0))
-    }
 }
 
 fn halt_name(reason: &HaltReason) -> String {

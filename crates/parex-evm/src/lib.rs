@@ -77,6 +77,7 @@ mod error;
 mod prepare;
 pub mod rpc_json;
 pub mod sign;
+pub mod state_db;
 mod task;
 pub mod txinfo;
 

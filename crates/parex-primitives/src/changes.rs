@@ -47,6 +47,18 @@ pub struct AccountChange {
     pub storage: BTreeMap<U256, U256>,
 }
 
+impl AccountChange {
+    /// The account is gone after the block, and its storage with it.
+    pub fn deleted() -> Self {
+        AccountChange {
+            info: None,
+            code: None,
+            storage_cleared: true,
+            storage: BTreeMap::new(),
+        }
+    }
+}
+
 /// The block's effect on state, keyed and ordered by address so that two executions can be
 /// compared bit for bit and applied deterministically.
 pub type StateChanges = BTreeMap<Address, AccountChange>;
