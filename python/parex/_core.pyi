@@ -1,7 +1,7 @@
 """Typed stubs of the `parex._core` extension module (crates/parex-python)."""
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Final, TypedDict, final
 
 __all__ = [
@@ -23,7 +23,10 @@ __all__ = [
     "call",
     "decode_transaction",
     "estimate_gas",
-    "seal_header",
+    "build_block",
+    "genesis_header",
+    "payload_block",
+    "system_contracts",
     "CallInvalid",
     "CallResult",
     "StateRootTracker",
@@ -275,6 +278,11 @@ class ImportedBlock:
     def hash(self) -> bytes: ...
     @property
     def requests(self) -> list[bytes] | None: ...
+    @property
+    def rlp(self) -> bytes: ...
+
+_Withdrawal = tuple[int, int, bytes | bytearray | str, int]
+"""(index, validator_index, address, amount in gwei)"""
 
 def import_block(
     block: bytes | bytearray | str,
@@ -286,7 +294,48 @@ def import_block(
     threads: int | None = None,
     sequential: bool = False,
     sequential_rule: bool = False,
+    roots: StateRootTracker | None = None,
 ) -> ImportedBlock: ...
+def build_block(
+    parent: Header,
+    state: State,
+    transactions: Sequence[bytes | bytearray | str],
+    *,
+    schedule: str,
+    beneficiary: bytes | bytearray | str,
+    gas_limit: int,
+    timestamp: int,
+    prev_randao: bytes | bytearray | str,
+    chain_id: int | None = None,
+    extra_data: bytes | bytearray | str | None = None,
+    parent_beacon_block_root: bytes | bytearray | str | None = None,
+    withdrawals: Sequence[_Withdrawal] | None = None,
+    threads: int | None = None,
+    sequential_rule: bool = False,
+    roots: StateRootTracker | None = None,
+) -> ImportedBlock: ...
+def genesis_header(
+    state: State,
+    *,
+    schedule: str,
+    gas_limit: int,
+    timestamp: int,
+    extra_data: bytes | bytearray | str | None = None,
+    beneficiary: bytes | bytearray | str | None = None,
+    base_fee: int | None = None,
+    mix_hash: bytes | bytearray | str | None = None,
+    difficulty: int | None = None,
+    nonce: int = 0,
+) -> Header: ...
+def system_contracts() -> list[tuple[bytes, bytes]]: ...
+def payload_block(
+    fields: Mapping[str, Any],
+    transactions: Sequence[bytes | bytearray | str],
+    *,
+    withdrawals: Sequence[_Withdrawal] | None = None,
+    parent_beacon_block_root: bytes | bytearray | str | None = None,
+    requests: Sequence[bytes | bytearray | str] | None = None,
+) -> bytes: ...
 
 class _Authorization(TypedDict):
     chain_id: int
@@ -391,7 +440,6 @@ def estimate_gas(
     access_list: Iterable[tuple[_Address, Iterable[bytes | bytearray | str]]] | None = None,
 ) -> int | CallResult: ...
 def decode_transaction(raw: bytes | bytearray, *, recover: bool = True) -> _DecodedTransaction: ...
-def seal_header(fields: Mapping[str, Any]) -> tuple[bytes, bytes]: ...
 
 class _StorageProof(TypedDict):
     slot: int

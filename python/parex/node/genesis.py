@@ -15,6 +15,7 @@ from typing import Any
 
 from eth_account import Account as EthAccount
 
+from .. import _core
 from .._core import State
 from ..engine import Address
 
@@ -93,6 +94,34 @@ def dev_accounts(
     return tuple(out)
 
 
+def system_contract_alloc() -> dict[Address, GenesisAccount]:
+    """The Prague system contracts (EIP-4788, 2935, 7002, 7251) as genesis accounts."""
+    return {address: GenesisAccount(nonce=1, code=code) for address, code in _core.system_contracts()}
+
+
+REQUIRED_SYSTEM_CONTRACTS = {
+    bytes.fromhex("00000961ef480eb55e80d19ad83579a64c007002"): "EIP-7002 withdrawal requests",
+    bytes.fromhex("0000bbddc7ce488642fb579f8b00f3a590007251"): "EIP-7251 consolidation requests",
+}
+"""Prague calls these after every block and rejects a block where one has no code."""
+
+
+def check_system_contracts(alloc: dict[Address, GenesisAccount]) -> None:
+    """Raises ``GenesisError`` when a system contract Prague requires has no code."""
+    missing = [
+        f"0x{address.hex()} ({what})"
+        for address, what in REQUIRED_SYSTEM_CONTRACTS.items()
+        if not (alloc.get(address) or GenesisAccount()).code
+    ]
+    if missing:
+        raise GenesisError(
+            "alloc: Prague requires the system contracts "
+            + ", ".join(missing)
+            + "; deploy them in the genesis (their code is in the EIPs; `parex node` without "
+            "--genesis deploys all four)"
+        )
+
+
 def dev_genesis(chain_id: int = DEFAULT_CHAIN_ID, gas_limit: int = DEFAULT_GAS_LIMIT) -> Genesis:
     accounts = dev_accounts()
     return Genesis(
@@ -102,7 +131,10 @@ def dev_genesis(chain_id: int = DEFAULT_CHAIN_ID, gas_limit: int = DEFAULT_GAS_L
         timestamp=0,
         extra_data=b"",
         coinbase=bytes(20),
-        alloc={a.address: GenesisAccount(balance=DEV_BALANCE) for a in accounts},
+        alloc={
+            **system_contract_alloc(),
+            **{a.address: GenesisAccount(balance=DEV_BALANCE) for a in accounts},
+        },
         dev_accounts=accounts,
     )
 
@@ -186,6 +218,7 @@ def load_genesis(
                 for k, v in storage_doc.items()
             },
         )
+    check_system_contracts(alloc)
     file_chain_id = config.get("chainId")
     return Genesis(
         chain_id=chain_id

@@ -25,7 +25,7 @@ from typing import Any
 from .. import __version__, _core
 from .._core import CallInvalid, CallResult, ParexError
 from ..engine import Address, BlockEnv, Hash32
-from .chain import EMPTY_REQUESTS_HASH, EMPTY_ROOT, BlockRecord, Chain, ReceiptRecord, next_base_fee
+from .chain import BlockRecord, Chain, ReceiptRecord, Withdrawal, next_base_fee
 from .genesis import DevAccount
 from .mempool import Mempool, PoolError
 
@@ -72,6 +72,16 @@ def data(raw: bytes) -> str:
 
 
 # -- decoding ---------------------------------------------------------------------------
+
+
+def withdrawal_json(w: Withdrawal) -> dict[str, str]:
+    """An EIP-4895 withdrawal as the JSON-RPC and the Engine API show it."""
+    return {
+        "index": hex(w.index),
+        "validatorIndex": hex(w.validator_index),
+        "address": "0x" + w.address.hex(),
+        "amount": hex(w.amount),
+    }
 
 
 def parse_qty(value: Any, index: int, name: str = "", bits: int = 256) -> int:
@@ -366,12 +376,12 @@ class Rpc:
             "transactions": txs,
             "uncles": [],
             "baseFeePerGas": qty(record.base_fee),
-            "withdrawals": [],
-            "withdrawalsRoot": data(EMPTY_ROOT),
+            "withdrawals": [withdrawal_json(w) for w in record.withdrawals],
+            "withdrawalsRoot": data(record.withdrawals_root),
             "blobGasUsed": qty(record.blob_gas_used),
             "excessBlobGas": qty(record.excess_blob_gas),
             "parentBeaconBlockRoot": data(record.parent_beacon_block_root),
-            "requestsHash": data(EMPTY_REQUESTS_HASH),
+            "requestsHash": data(record.requests_hash),
             "mixHash": data(record.mix_hash),
         }
 
