@@ -194,10 +194,11 @@ class EngineApi:
             )
             withdrawals = parse_withdrawals(attributes.get("withdrawals") or [], 1)
             forced = [parse_data(t, 1, "transactions") for t in attributes.get("transactions") or []]
-            gas_limit = (
+            gas_limit = bounded_gas_limit(
+                head.gas_limit,
                 parse_qty(attributes["gasLimit"], 1, "gasLimit", 64)
                 if attributes.get("gasLimit") is not None
-                else self.chain.gas_limit
+                else self.chain.gas_limit,
             )
         except RpcError as e:
             raise EngineError(INVALID_PAYLOAD_ATTRIBUTES, e.message) from None
@@ -302,7 +303,9 @@ class EngineApi:
             if not isinstance(payload.get("withdrawals"), list):
                 raise RpcError(-32602, "invalid argument 0: withdrawals must be an array (V3 payloads have them)")
             withdrawals = parse_withdrawals(payload["withdrawals"], 0)
-            requests: list[bytes] | None = None
+            # The node runs Prague rules from genesis: a V3 payload (op-node before Isthmus)
+            # is taken as a block without execution requests.
+            requests: list[bytes] = []
             if version >= 4:
                 if len(params) < 4 or not isinstance(params[3], list):
                     raise RpcError(-32602, "invalid argument 3: expected executionRequests, an array")
@@ -366,6 +369,21 @@ class EngineApi:
         with self.chain.lock:
             chosen = self.mempool.select(nonce, next_base_fee(self.chain.head), self.chain.gas_limit, 20_000)
         return ["0x" + t.raw.hex() for t in chosen]
+
+
+GAS_LIMIT_BOUND_DIVISOR = 1024
+
+
+def bounded_gas_limit(parent: int, desired: int) -> int:
+    """
+    The gas limit of the block after one with ``parent``'s, as close to ``desired`` as the
+    header rule allows (it moves by less than ``parent // 1024`` a block), as geth's
+    ``CalcGasLimit`` steps a miner's target: a requested ``gasLimit`` is reached over blocks.
+    """
+    step = max(parent // GAS_LIMIT_BOUND_DIVISOR - 1, 0)
+    if desired > parent:
+        return min(desired, parent + step)
+    return max(desired, parent - step, 5000)
 
 
 def parse_withdrawals(doc: Any, index: int) -> tuple[Withdrawal, ...]:
