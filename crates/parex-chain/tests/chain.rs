@@ -524,7 +524,10 @@ fn with_system_contracts(mut state: InMemoryState) -> InMemoryState {
     use alloy_eips::{eip2935, eip4788, eip7002, eip7251};
     for (address, code) in [
         (eip4788::BEACON_ROOTS_ADDRESS, &eip4788::BEACON_ROOTS_CODE),
-        (eip2935::HISTORY_STORAGE_ADDRESS, &eip2935::HISTORY_STORAGE_CODE),
+        (
+            eip2935::HISTORY_STORAGE_ADDRESS,
+            &eip2935::HISTORY_STORAGE_CODE,
+        ),
         (
             eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
             &eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
@@ -552,7 +555,11 @@ fn tracked_state_builds_and_imports_the_same_blocks() {
         gas_limit: 30_000_000,
         ..Default::default()
     };
-    let mut parent = genesis_header(&spec, &template_genesis, parex_commitment::state_root(&state));
+    let mut parent = genesis_header(
+        &spec,
+        &template_genesis,
+        parex_commitment::state_root(&state),
+    );
     assert_eq!(parent.base_fee_per_gas, Some(1_000_000_000));
     assert_eq!(
         parent.requests_hash,
@@ -602,7 +609,11 @@ fn tracked_state_builds_and_imports_the_same_blocks() {
         )
         .unwrap_err();
         assert_eq!(rejection(err), block_exception::INVALID_STATE_ROOT);
-        assert_eq!(roots.root(), before, "the rejection left the tracker unchanged");
+        assert_eq!(
+            roots.root(),
+            before,
+            "the rejection left the tracker unchanged"
+        );
         let imported = execute_block(
             &spec,
             &parent,

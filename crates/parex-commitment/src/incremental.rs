@@ -496,7 +496,8 @@ impl StateRootTracker {
                 .get_mut(address)
                 .map_or(EMPTY_ROOT_HASH, Trie::root);
             let account = TrieAccount::new(info.nonce, info.balance, storage_root, info.code_hash);
-            self.accounts.insert(account_key, alloy_rlp::encode(account));
+            self.accounts
+                .insert(account_key, alloy_rlp::encode(account));
         }
     }
 }

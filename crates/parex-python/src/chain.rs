@@ -322,7 +322,11 @@ impl ImportedBlock {
     }
 }
 
-fn exec_config(threads: Option<&Bound<'_, PyAny>>, sequential: bool, sequential_rule: bool) -> PyResult<ExecConfig> {
+fn exec_config(
+    threads: Option<&Bound<'_, PyAny>>,
+    sequential: bool,
+    sequential_rule: bool,
+) -> PyResult<ExecConfig> {
     Ok(ExecConfig {
         executor: if sequential {
             ExecutorKind::Sequential
@@ -572,11 +576,12 @@ pub fn genesis_header(
         ..Default::default()
     };
     let state = Arc::clone(&state.borrow().inner);
-    let root = py.detach(move || {
-        catch_unwind(AssertUnwindSafe(|| parex_commitment::state_root(&state)))
-    });
+    let root =
+        py.detach(move || catch_unwind(AssertUnwindSafe(|| parex_commitment::state_root(&state))));
     let root = root.map_err(|p| panic_error("genesis header", &*p))?;
-    Ok(Header::new(parex_chain::genesis_header(&spec, &template, root)))
+    Ok(Header::new(parex_chain::genesis_header(
+        &spec, &template, root,
+    )))
 }
 
 const PAYLOAD_FIELDS: &str = "parent_hash, beneficiary, state_root, receipts_root, logs_bloom, number, gas_limit, gas_used, timestamp, extra_data, mix_hash, base_fee_per_gas, blob_gas_used, excess_blob_gas";
@@ -685,7 +690,10 @@ pub fn system_contracts<'py>(py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, Bound
     use alloy_eips::{eip2935, eip4788, eip7002, eip7251};
     [
         (eip4788::BEACON_ROOTS_ADDRESS, &eip4788::BEACON_ROOTS_CODE),
-        (eip2935::HISTORY_STORAGE_ADDRESS, &eip2935::HISTORY_STORAGE_CODE),
+        (
+            eip2935::HISTORY_STORAGE_ADDRESS,
+            &eip2935::HISTORY_STORAGE_CODE,
+        ),
         (
             eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
             &eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
