@@ -218,9 +218,8 @@ def load_genesis(
                 for k, v in storage_doc.items()
             },
         )
-    check_system_contracts(alloc)
     file_chain_id = config.get("chainId")
-    return Genesis(
+    genesis = Genesis(
         chain_id=chain_id
         if chain_id is not None
         else (_int(file_chain_id, "config.chainId") if file_chain_id is not None else DEFAULT_CHAIN_ID),
@@ -233,3 +232,5 @@ def load_genesis(
         coinbase=_bytes(doc.get("coinbase", "0x" + "00" * 20), "coinbase", 20),
         alloc=alloc,
     )
+    check_system_contracts(alloc)
+    return genesis
