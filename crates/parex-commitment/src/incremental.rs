@@ -15,9 +15,10 @@
 //!   insert and remove clears the cache on its whole path).
 //! - T2: the trie is canonical after every operation: a branch has at least two children,
 //!   an extension's child is a branch, and no extension or leaf key is split needlessly.
-//! - T3: [`StateRootTracker::root_after`] leaves the tries holding exactly the keys and values
-//!   they held before (by T2 then the same tries): every replaced leaf or storage trie is
-//!   logged and put back, newest first.
+//! - T3: [`StateRootTracker::root_after`] leaves the tracker observably unchanged: its
+//!   changes stay applied with a log of every leaf and storage trie they replaced, and the
+//!   next call either keeps them (`apply` of the same changes) or first puts back, newest
+//!   first, exactly the keys and values held before (by T2 then the same tries).
 
 use alloy_primitives::{keccak256, Address, B256, U256};
 use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
@@ -355,6 +356,15 @@ impl Trie {
 pub struct StateRootTracker {
     accounts: Trie,
     storage: HashMap<Address, Trie>,
+    /// T3: what the last `root_after` applied, kept until the next call.
+    speculative: Option<Speculative>,
+}
+
+/// Changes applied by [`StateRootTracker::root_after`] and the log that takes them back.
+#[derive(Debug, Clone)]
+struct Speculative {
+    changes: StateChanges,
+    undo: Vec<Undo>,
 }
 
 fn storage_value(value: &U256) -> Vec<u8> {
@@ -384,6 +394,21 @@ impl StateRootTracker {
 
     /// Follows one block's changes (as `InMemoryState::apply` applies them).
     pub fn apply(&mut self, changes: &StateChanges) {
+        // T3: the block whose root was just taken is being kept: its changes are in place,
+        // their paths already hashed.
+        if self
+            .speculative
+            .as_ref()
+            .is_some_and(|s| s.changes == *changes)
+        {
+            self.speculative = None;
+            return;
+        }
+        self.settle();
+        self.apply_changes(changes);
+    }
+
+    fn apply_changes(&mut self, changes: &StateChanges) {
         for (address, change) in changes {
             let Some(info) = change.info else {
                 self.storage.remove(address);
@@ -419,16 +444,33 @@ impl StateRootTracker {
 
     /// The state root.
     pub fn root(&mut self) -> B256 {
+        self.settle();
         self.accounts.root()
     }
 
-    /// The state root after `changes`, leaving the tracker as it was (T3): a block being
-    /// built or imported commits to this root before anyone knows whether the block will
-    /// be kept. Costs about two `apply`s of `changes` plus the re-hash of what they touch.
+    /// The state root after `changes`, the tracker left observably as it was (T3): a block
+    /// being built or imported commits to this root before anyone knows whether it will be
+    /// kept. The changes stay applied, with a log of what they replaced, until the next
+    /// call: `apply` of the same changes (the block was kept) just drops the log, so keeping
+    /// a block costs one apply and one re-hash of what it touched; any other call first puts
+    /// the tries back.
     pub fn root_after(&mut self, changes: &StateChanges) -> B256 {
+        self.settle();
         let mut undo = Vec::new();
         self.apply_logged(changes, &mut undo);
-        let root = self.root();
+        let root = self.accounts.root();
+        self.speculative = Some(Speculative {
+            changes: changes.clone(),
+            undo,
+        });
+        root
+    }
+
+    /// Takes back the changes of the last `root_after`, if still applied.
+    fn settle(&mut self) {
+        let Some(Speculative { mut undo, .. }) = self.speculative.take() else {
+            return;
+        };
         // T3: undone newest first, so each entry sees the trie as it was when it was logged.
         while let Some(entry) = undo.pop() {
             match entry {
@@ -449,7 +491,6 @@ impl StateRootTracker {
                 }
             }
         }
-        root
     }
 
     /// `apply`, logging what each step replaced.
@@ -503,6 +544,7 @@ impl StateRootTracker {
 }
 
 /// What one step of [`StateRootTracker::root_after`] replaced.
+#[derive(Debug, Clone)]
 enum Undo {
     /// An account leaf and its value before (`None`: absent).
     Account(B256, Option<Vec<u8>>),
@@ -606,16 +648,27 @@ mod tests {
                 }
             }
             let mut tracker = StateRootTracker::new(&state);
-            for (tried, kept) in &blocks {
+            for (i, (tried, kept)) in blocks.iter().enumerate() {
                 let before = tracker.root();
                 let mut after = state.clone();
                 after.apply(tried);
                 prop_assert_eq!(tracker.root_after(tried), crate::state_root(&after));
-                prop_assert_eq!(tracker.root(), before);
+                if i % 2 == 0 {
+                    // Asked again: the tries were put back.
+                    prop_assert_eq!(tracker.root(), before);
+                }
+                // Sometimes the tried block is kept (the fast path), else another one.
+                let kept = if i % 3 == 1 { tried } else { kept };
                 state.apply(kept);
                 tracker.apply(kept);
                 prop_assert_eq!(tracker.root(), crate::state_root(&state));
+                // Two tries in a row: the second starts from the tries as they were.
+                let mut twice = state.clone();
+                twice.apply(kept);
+                tracker.root_after(tried);
+                prop_assert_eq!(tracker.root_after(kept), crate::state_root(&twice));
             }
+            prop_assert_eq!(tracker.root(), crate::state_root(&state));
         }
     }
 }
