@@ -299,7 +299,7 @@ def import_block(
 def build_block(
     parent: Header,
     state: State,
-    transactions: Sequence[bytes | bytearray | str],
+    transactions: Sequence[bytes | bytearray],
     *,
     schedule: str,
     beneficiary: bytes | bytearray | str,
@@ -307,7 +307,7 @@ def build_block(
     timestamp: int,
     prev_randao: bytes | bytearray | str,
     chain_id: int | None = None,
-    extra_data: bytes | bytearray | str | None = None,
+    extra_data: bytes | bytearray | None = None,
     parent_beacon_block_root: bytes | bytearray | str | None = None,
     withdrawals: Sequence[_Withdrawal] | None = None,
     threads: int | None = None,
@@ -320,7 +320,7 @@ def genesis_header(
     schedule: str,
     gas_limit: int,
     timestamp: int,
-    extra_data: bytes | bytearray | str | None = None,
+    extra_data: bytes | bytearray | None = None,
     beneficiary: bytes | bytearray | str | None = None,
     base_fee: int | None = None,
     mix_hash: bytes | bytearray | str | None = None,
@@ -330,11 +330,11 @@ def genesis_header(
 def system_contracts() -> list[tuple[bytes, bytes]]: ...
 def payload_block(
     fields: Mapping[str, Any],
-    transactions: Sequence[bytes | bytearray | str],
+    transactions: Sequence[bytes | bytearray],
     *,
     withdrawals: Sequence[_Withdrawal] | None = None,
     parent_beacon_block_root: bytes | bytearray | str | None = None,
-    requests: Sequence[bytes | bytearray | str] | None = None,
+    requests: Sequence[bytes | bytearray] | None = None,
 ) -> bytes: ...
 
 class _Authorization(TypedDict):

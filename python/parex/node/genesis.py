@@ -82,6 +82,48 @@ class Genesis:
         ).encode()
 
 
+GETH_FORK_KEYS: tuple[tuple[str, str], ...] = (
+    ("homesteadBlock", "Homestead"),
+    ("eip150Block", "TangerineWhistle"),
+    ("eip158Block", "SpuriousDragon"),
+    ("byzantiumBlock", "Byzantium"),
+    ("constantinopleBlock", "Constantinople"),
+    ("petersburgBlock", "Petersburg"),
+    ("istanbulBlock", "Istanbul"),
+    ("muirGlacierBlock", "MuirGlacier"),
+    ("berlinBlock", "Berlin"),
+    ("londonBlock", "London"),
+    ("arrowGlacierBlock", "ArrowGlacier"),
+    ("grayGlacierBlock", "GrayGlacier"),
+    ("mergeNetsplitBlock", "Paris"),
+    ("shanghaiTime", "Shanghai"),
+    ("cancunTime", "Cancun"),
+    ("pragueTime", "Prague"),
+    ("osakaTime", "Osaka"),
+)
+"""geth genesis ``config`` keys and the parex fork each activates (``...Time``: by timestamp)."""
+
+
+def schedule_from_geth_config(config: dict[str, Any]) -> tuple[str, list[str]]:
+    """
+    The parex fork schedule (``"Frontier@0,Homestead@0,...,Shanghai@t390"``) of a geth genesis
+    ``config``, and the config's fork keys parex does not model (the blob-parameter-only
+    ``bpo1Time``... forks, which keep the rules of the fork before them). The Merge is
+    ``mergeNetsplitBlock``, or genesis when ``terminalTotalDifficulty`` is 0.
+    """
+    entries = ["Frontier@0"]
+    for key, fork in GETH_FORK_KEYS:
+        value = config.get(key)
+        if value is None:
+            continue
+        at = _int(value, f"config.{key}")
+        entries.append(f"{fork}@t{at}" if key.endswith("Time") else f"{fork}@{at}")
+    if config.get("mergeNetsplitBlock") is None and config.get("terminalTotalDifficulty") in (0, "0", "0x0"):
+        entries.append("Paris@0")
+    unmodelled = sorted(k for k in config if k.startswith("bpo") and k.endswith("Time"))
+    return ",".join(entries), unmodelled
+
+
 def dev_accounts(
     count: int = DEV_ACCOUNTS, mnemonic: str = DEV_MNEMONIC
 ) -> tuple[DevAccount, ...]:
