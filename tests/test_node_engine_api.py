@@ -186,6 +186,10 @@ def test_invalid_payloads(driven: NodeProcess) -> None:
     status = insert(driven, wrong_fee)
     assert status["status"] == "INVALID" and "INVALID_BASEFEE_PER_GAS" in status["validationError"], status
 
+    # newPayloadV3's versioned hashes must be the blob transactions' (here: none).
+    stray = engine(driven, "engine_newPayloadV3", payload, ["0x01" + "00" * 31], BEACON_ROOT)["result"]
+    assert stray["status"] == "INVALID" and "blob versioned hashes" in stray["validationError"], stray
+
     assert head(driven)["hash"] == parent["hash"]  # nothing was committed
     assert insert(driven, payload)["status"] == "VALID"
 

@@ -314,6 +314,10 @@ class EngineApi:
                     raise RpcError(-32602, "invalid argument 3: an execution request is a type byte and data")
                 if [r[0] for r in requests] != sorted({r[0] for r in requests}):
                     raise RpcError(-32602, "invalid argument 3: execution requests must be in strictly ascending type order")
+            expected_doc = params[1] if len(params) > 1 else None
+            if not isinstance(expected_doc, list):
+                raise RpcError(-32602, "invalid argument 1: expected expectedBlobVersionedHashes, an array")
+            expected_hashes = [parse_data(h, 1, "expectedBlobVersionedHashes", 32) for h in expected_doc]
             rlp = _core.payload_block(
                 fields, txs, withdrawals=[w.as_tuple() for w in withdrawals],
                 parent_beacon_block_root=beacon_root, requests=requests,
@@ -328,6 +332,14 @@ class EngineApi:
                 "INVALID",
                 None,
                 f"blockhash mismatch: computed 0x{computed_hash.hex()}, payload 0x{block_hash.hex()}",
+            )
+        carried = _blob_versioned_hashes(txs)
+        if carried is not None and carried != expected_hashes:
+            return _status(
+                "INVALID",
+                None,
+                f"blob versioned hashes: the transactions carry {len(carried)}, "
+                f"expectedBlobVersionedHashes lists {len(expected_hashes)}, and they differ",
             )
         if self.chain.block_by_hash(block_hash) is not None:
             return _status("VALID", block_hash)
@@ -372,6 +384,16 @@ class EngineApi:
 
 
 GAS_LIMIT_BOUND_DIVISOR = 1024
+
+
+def _blob_versioned_hashes(txs: list[bytes]) -> list[bytes] | None:
+    """The blob versioned hashes of ``txs`` in order; ``None`` when one does not decode (the
+    import then rejects the block and names the transaction)."""
+    try:
+        decoded = [_core.decode_transaction(t, recover=False) for t in txs]
+    except ParexError:
+        return None
+    return [h for info in decoded for h in info["blob_versioned_hashes"]]
 
 
 def bounded_gas_limit(parent: int, desired: int) -> int:
