@@ -219,6 +219,12 @@ impl Header {
         crate::convert::u256_to_py(py, &self.inner.difficulty)
     }
 
+    /// The proof-of-work nonce (zero from the Merge on).
+    #[getter]
+    fn nonce(&self) -> u64 {
+        u64::from_be_bytes(self.inner.nonce.0)
+    }
+
     /// EIP-1559 base fee; None before London.
     #[getter]
     fn base_fee_per_gas(&self) -> Option<u64> {
@@ -303,6 +309,40 @@ impl ImportedBlock {
     #[getter]
     fn rlp<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         bytes_to_py(py, &self.rlp)
+    }
+
+    /// The block's raw transactions (EIP-2718 envelopes).
+    #[getter]
+    fn transactions<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let block = Block::decode(&self.rlp).map_err(|e| chain_error(py, &e))?;
+        Ok(block
+            .transactions
+            .iter()
+            .map(|t| bytes_to_py(py, t))
+            .collect())
+    }
+
+    /// The block's withdrawals as `(index, validator_index, address, amount_gwei)`; `None`
+    /// before Shanghai.
+    #[getter]
+    #[allow(clippy::type_complexity)]
+    fn withdrawals<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Option<Vec<(u64, u64, Bound<'py, PyBytes>, u64)>>> {
+        let block = Block::decode(&self.rlp).map_err(|e| chain_error(py, &e))?;
+        Ok(block.withdrawals.map(|ws| {
+            ws.iter()
+                .map(|w| {
+                    (
+                        w.index,
+                        w.validator_index,
+                        bytes_to_py(py, w.address.as_slice()),
+                        w.amount,
+                    )
+                })
+                .collect()
+        }))
     }
 
     /// The EIP-7685 requests (type byte first), empty ones left out; `None` before Prague.
@@ -584,7 +624,7 @@ pub fn genesis_header(
     )))
 }
 
-const PAYLOAD_FIELDS: &str = "parent_hash, beneficiary, state_root, receipts_root, logs_bloom, number, gas_limit, gas_used, timestamp, extra_data, mix_hash, base_fee_per_gas, blob_gas_used, excess_blob_gas";
+const PAYLOAD_FIELDS: &str = "parent_hash, beneficiary, state_root, receipts_root, logs_bloom, number, gas_limit, gas_used, timestamp, extra_data, mix_hash, base_fee_per_gas, blob_gas_used, excess_blob_gas (and for a pre-merge block difficulty, nonce)";
 
 /// The RLP of the block an Engine API execution payload describes: `fields` maps the header
 /// fields named in the stubs to values (hex decoding is the caller's); the transactions and
@@ -649,7 +689,10 @@ pub fn payload_block<'py>(
         transactions_root: parex_commitment::transactions_root(&transactions),
         receipts_root: b256("receipts_root")?,
         logs_bloom: Bloom::from(fixed_arg::<256>("fields.logs_bloom", &need("logs_bloom")?)?),
-        difficulty: Default::default(),
+        difficulty: match get("difficulty")? {
+            Some(v) => crate::convert::u256_arg("fields.difficulty", &v)?,
+            None => Default::default(),
+        },
         number: num("number")?,
         gas_limit: num("gas_limit")?,
         gas_used: num("gas_used")?,
@@ -659,7 +702,7 @@ pub fn payload_block<'py>(
             None => Bytes::new(),
         },
         mix_hash: b256("mix_hash")?,
-        nonce: B64::ZERO,
+        nonce: B64::from(opt_num("nonce")?.unwrap_or(0)),
         base_fee_per_gas: opt_num("base_fee_per_gas")?,
         withdrawals_root: withdrawals
             .as_deref()

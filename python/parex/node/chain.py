@@ -257,9 +257,16 @@ def _reason(err: _core.InvalidBlock) -> str:
 
 
 def record_of(
-    imported: _core.ImportedBlock, transactions: list[bytes], withdrawals: tuple[Withdrawal, ...]
+    imported: _core.ImportedBlock,
+    transactions: list[bytes] | None,
+    withdrawals: tuple[Withdrawal, ...] | None,
 ) -> BlockRecord:
-    """The store's record of a block parex-chain built or imported from ``transactions``."""
+    """The store's record of a block parex-chain built or imported (``transactions`` and
+    ``withdrawals``: the block's, when the caller has them; else read from its RLP)."""
+    if transactions is None:
+        transactions = imported.transactions
+    if withdrawals is None:
+        withdrawals = tuple(Withdrawal(i, v, bytes(a), amount) for i, v, a, amount in imported.withdrawals or [])
     header = imported.header
     result = imported.result
     rlp = imported.rlp
@@ -324,6 +331,7 @@ class Chain:
         self.head = head
         self.head_header = head.header()
         self.chain_id: int = config["chainId"]
+        self.schedule: str = config.get("schedule", FORK)
         self.gas_limit: int = config["gasLimit"]
         self.coinbase: Address = bytes.fromhex(config["coinbase"][2:])
         self.threads = threads
@@ -353,6 +361,9 @@ class Chain:
         if head_number is None:
             state = genesis.state()
             header = genesis_header(genesis, state)
+            fields = _payload_fields(header)
+            fields.update(difficulty=genesis.difficulty, nonce=genesis.nonce)
+            with_withdrawals = header.withdrawals_root is not None
             record = BlockRecord(
                 number=0,
                 hash=header.hash,
@@ -381,8 +392,11 @@ class Chain:
                 requests_hash=EMPTY_REQUESTS_HASH,
                 requests=(),
                 rlp=_core.payload_block(
-                    _payload_fields(header), [], withdrawals=[],
-                    parent_beacon_block_root=bytes(32), requests=[],
+                    fields,
+                    [],
+                    withdrawals=[] if with_withdrawals else None,
+                    parent_beacon_block_root=header.parent_beacon_block_root,
+                    requests=[] if header.requests_hash is not None else None,
                 ),
             )
             record = dataclasses.replace(record, size=len(record.rlp))
@@ -469,7 +483,7 @@ class Chain:
             prevrandao=bytes(32),
             excess_blob_gas=next_excess_blob_gas(head),
             chain_id=self.chain_id,
-            fork=FORK,
+            fork=_core.fork_at(self.schedule, head.number + 1, head.timestamp + 1),
         )
 
     # -- building ------------------------------------------------------------------------
@@ -532,7 +546,7 @@ class Chain:
             )
 
     def import_block(
-        self, rlp: bytes, transactions: list[bytes], withdrawals: tuple[Withdrawal, ...]
+        self, rlp: bytes, transactions: list[bytes] | None, withdrawals: tuple[Withdrawal, ...] | None
     ) -> Prepared:
         """
         Validates and executes a block (RLP) on top of the head, without committing it
@@ -551,12 +565,22 @@ class Chain:
                 rlp,
                 self.head_header,
                 self.state,
-                schedule=FORK,
+                schedule=self.schedule,
                 chain_id=self.chain_id,
                 threads=self.threads,
                 roots=self.roots,
             )
             return Prepared(record_of(imported, transactions, withdrawals), imported.result, ())
+
+    def import_chain(self, blocks: list[bytes]) -> int:
+        """
+        Imports and commits ``blocks`` (RLP, in order, the first a child of the head) through
+        parex-chain, as a node syncing them would; returns how many were committed. Raises
+        ``_core.InvalidBlock`` at the first block the rules reject (the blocks before it stay).
+        """
+        for rlp in blocks:
+            self.commit_prepared(self.import_block(rlp, None, None))
+        return len(blocks)
 
     def _build(
         self,
@@ -579,7 +603,7 @@ class Chain:
                     self.head_header,
                     self.state,
                     txs,
-                    schedule=FORK,
+                    schedule=self.schedule,
                     chain_id=self.chain_id,
                     beneficiary=beneficiary,
                     gas_limit=gas_limit,
@@ -672,12 +696,15 @@ def genesis_header(genesis: Genesis, state: State) -> Header:
     """The genesis block's header, as parex-chain makes it for the node's fork."""
     return _core.genesis_header(
         state,
-        schedule=FORK,
+        schedule=genesis.schedule,
         gas_limit=genesis.gas_limit,
         timestamp=genesis.timestamp,
         extra_data=genesis.extra_data,
         beneficiary=genesis.coinbase,
         base_fee=genesis.base_fee,
+        mix_hash=genesis.mix_hash,
+        difficulty=genesis.difficulty,
+        nonce=genesis.nonce,
     )
 
 
@@ -710,7 +737,12 @@ def replay_chain(store: Store, genesis_state: State, *, threads: int = 1) -> Sta
         record = BlockRecord.decode(raw)
         try:
             imported = _core.import_block(
-                record.rlp, parent, state, schedule=FORK, chain_id=config.get("chainId", 1), threads=threads
+                record.rlp,
+                parent,
+                state,
+                schedule=config.get("schedule", FORK),
+                chain_id=config.get("chainId", 1),
+                threads=threads,
             )
         except _core.InvalidBlock as e:
             raise ChainError(f"block {number}: {_reason(e)}") from e

@@ -58,6 +58,11 @@ class Genesis:
     coinbase: Address
     alloc: dict[Address, GenesisAccount]
     dev_accounts: tuple[DevAccount, ...] = ()
+    schedule: str = FORK
+    """The fork schedule (parex's syntax; a geth ``config``'s forks, else Prague from genesis)."""
+    difficulty: int = 0
+    mix_hash: bytes = bytes(32)
+    nonce: int = 0
 
     def state(self) -> State:
         """The genesis state."""
@@ -78,6 +83,7 @@ class Genesis:
                 "timestamp": self.timestamp,
                 "extraData": "0x" + self.extra_data.hex(),
                 "coinbase": "0x" + self.coinbase.hex(),
+                "schedule": self.schedule,
             }
         ).encode()
 
@@ -216,6 +222,11 @@ def _bytes(value: Any, name: str, size: int | None = None) -> bytes:
     return raw
 
 
+def _or(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` where the file has null or nothing."""
+    return default if value is None else value
+
+
 def load_genesis(
     path: Path, *, chain_id: int | None = None, gas_limit: int | None = None
 ) -> Genesis:
@@ -261,6 +272,8 @@ def load_genesis(
             },
         )
     file_chain_id = config.get("chainId")
+    has_forks = any(key in config for key, _ in GETH_FORK_KEYS)
+    schedule = schedule_from_geth_config(config)[0] if has_forks else FORK
     genesis = Genesis(
         chain_id=chain_id
         if chain_id is not None
@@ -268,11 +281,20 @@ def load_genesis(
         gas_limit=gas_limit
         if gas_limit is not None
         else _int(doc.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit"),
-        base_fee=_int(doc.get("baseFeePerGas", INITIAL_BASE_FEE), "baseFeePerGas"),
+        base_fee=_int(_or(doc.get("baseFeePerGas"), INITIAL_BASE_FEE), "baseFeePerGas"),
         timestamp=_int(doc.get("timestamp", 0), "timestamp"),
         extra_data=_bytes(doc.get("extraData", "0x"), "extraData"),
         coinbase=_bytes(doc.get("coinbase", "0x" + "00" * 20), "coinbase", 20),
         alloc=alloc,
+        schedule=schedule,
+        difficulty=_int(doc.get("difficulty", 0), "difficulty"),
+        mix_hash=_bytes(doc.get("mixHash", "0x" + "00" * 32), "mixHash", 32),
+        nonce=_int(doc.get("nonce", 0), "nonce"),
     )
-    check_system_contracts(alloc)
+    try:
+        genesis_fork = _core.fork_at(schedule, 0, genesis.timestamp)
+    except ValueError as e:
+        raise GenesisError(f"config: {e}") from None
+    if genesis_fork in ("Prague", "Osaka"):
+        check_system_contracts(alloc)
     return genesis

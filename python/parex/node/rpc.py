@@ -355,18 +355,19 @@ class Rpc:
             txs: list[Any] = [self._tx_json(record, i) for i in range(len(record.transactions))]
         else:
             txs = [data(h) for h in record.tx_hashes]
-        return {
+        header = record.header()
+        out: dict[str, Any] = {
             "number": qty(record.number),
             "hash": data(record.hash),
             "parentHash": data(record.parent_hash),
-            "nonce": "0x0000000000000000",
+            "nonce": "0x" + header.nonce.to_bytes(8, "big").hex(),
             "sha3Uncles": data(EMPTY_UNCLES),
             "logsBloom": data(record.logs_bloom),
             "transactionsRoot": data(record.transactions_root),
             "stateRoot": data(record.state_root),
             "receiptsRoot": data(record.receipts_root),
             "miner": data(record.beneficiary),
-            "difficulty": "0x0",
+            "difficulty": qty(header.difficulty),
             "totalDifficulty": "0x0",
             "extraData": data(record.extra_data),
             "size": qty(record.size),
@@ -384,6 +385,19 @@ class Rpc:
             "requestsHash": data(record.requests_hash),
             "mixHash": data(record.mix_hash),
         }
+        # Fields a fork introduced are absent from blocks before it, as their headers lack them.
+        for key, present in (
+            ("baseFeePerGas", header.base_fee_per_gas is not None),
+            ("withdrawals", header.withdrawals_root is not None),
+            ("withdrawalsRoot", header.withdrawals_root is not None),
+            ("blobGasUsed", header.blob_gas_used is not None),
+            ("excessBlobGas", header.excess_blob_gas is not None),
+            ("parentBeaconBlockRoot", header.parent_beacon_block_root is not None),
+            ("requestsHash", header.requests_hash is not None),
+        ):
+            if not present:
+                del out[key]
+        return out
 
     def get_block_by_number(self, params: list[Any]) -> dict[str, Any] | None:
         number = self._block_number(self._arg(params, 0, "number"), 0)
