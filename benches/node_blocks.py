@@ -4,9 +4,11 @@ ERC-20 transfers, in process (no RPC, no pool), with the real store in a tempora
 
     .venv/bin/python benches/node_blocks.py [--senders 20000] [--block 1333] [--blocks 10]
 
-Prints the median seconds per phase: execute (Block-STM, with decoding and recovery), apply
-+ state root (full recompute), seal (header, receipts, record encoding) and commit (one
-durable redb write transaction), and the implied block capacity in tx/s.
+Prints the median seconds per phase: build (parex-chain's build_block: system calls,
+decoding and recovery, Block-STM, requests, commitments with the state root taken
+incrementally through the tracker, the sealed header; then the node's record), apply + root
+(the hot state and the tracker follow the block, checked against the header), commit (record
+encoding and one durable redb write transaction), and the implied block capacity in tx/s.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any
 import jwt
 import pytest
 from eth_account import Account
+from _payload import requests_hash, resealed
 from node_process import NodeProcess, rpc, start_node
 
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -93,11 +94,13 @@ def build(node: NodeProcess, version: int = 3, **extra: Any) -> dict[str, Any]:
     return got["result"]  # type: ignore[no-any-return]
 
 
-def insert(node: NodeProcess, payload: dict[str, Any], version: int = 3) -> dict[str, Any]:
+def insert(
+    node: NodeProcess, payload: dict[str, Any], version: int = 3, requests: list[str] | None = None
+) -> dict[str, Any]:
     """newPayload then forkchoiceUpdated to it: the validator's half."""
     params: list[Any] = [payload, [], BEACON_ROOT]
     if version == 4:
-        params.append([])
+        params.append(requests or [])
     status = engine(node, f"engine_newPayloadV{version}", *params)["result"]
     if status["status"] == "VALID":
         fcu = engine(node, "engine_forkchoiceUpdatedV3",
@@ -115,7 +118,9 @@ def test_op_stack_sequence(driven: NodeProcess) -> None:
     built = build(driven, transactions=[tx], noTxPool=True, gasLimit=hex(25_000_000))
     payload = built["executionPayload"]
     assert payload["transactions"] == [tx]
-    assert int(payload["gasLimit"], 16) == 25_000_000
+    # The header rule lets the gas limit move by less than 1/1024 a block: the builder steps
+    # toward the requested limit (as geth's CalcGasLimit does).
+    assert int(payload["gasLimit"], 16) == 30_000_000 - (30_000_000 // 1024 - 1)
     assert int(built["blockValue"], 16) == 21_000 * 10**9
     status = insert(driven, payload)
     assert status == {"status": "VALID", "latestValidHash": payload["blockHash"], "validationError": None}
@@ -159,21 +164,31 @@ def test_invalid_payloads(driven: NodeProcess) -> None:
     status = insert(driven, bad_hash)
     assert status["status"] == "INVALID" and "blockhash mismatch" in status["validationError"]
 
-    orphan = {**payload, "parentHash": "0x" + "34" * 32, "blockHash": "0x" + "56" * 32}
-    status = insert(driven, orphan)
-    assert status["status"] == "INVALID" and "unknown parent" in status["validationError"]
+    # Every payload below carries its correct block hash (re-sealed independently of
+    # parex), so the node must reject it for what was changed, naming the rule.
+    orphan = resealed(payload, BEACON_ROOT, parentHash="0x" + "34" * 32)
+    assert insert(driven, orphan)["status"] == "SYNCING"  # an unknown parent: not judged
 
-    wrong_chain = {**payload, "transactions": [transfer(0, chain_id=1)], "blockHash": "0x" + "78" * 32}
+    wrong_chain = resealed(payload, BEACON_ROOT, transactions=[transfer(0, chain_id=1)])
     status = insert(driven, wrong_chain)
-    assert status["status"] == "INVALID" and "invalid transaction" in status["validationError"]
+    assert status["status"] == "INVALID" and status["latestValidHash"] == parent["hash"]
+    assert "TransactionException" in status["validationError"], status
 
-    gap = {**payload, "transactions": [transfer(9)], "blockHash": "0x" + "9a" * 32}
+    gap = resealed(payload, BEACON_ROOT, transactions=[transfer(9)])
     status = insert(driven, gap)
-    assert status["status"] == "INVALID" and "nonce" in status["validationError"]
+    assert status["status"] == "INVALID" and "NONCE_MISMATCH_TOO_HIGH" in status["validationError"], status
 
-    wrong_root = {**payload, "stateRoot": "0x" + "bc" * 32}
+    wrong_root = resealed(payload, BEACON_ROOT, stateRoot="0x" + "bc" * 32)
     status = insert(driven, wrong_root)
-    assert status["status"] == "INVALID" and "state root mismatch" in status["validationError"]
+    assert status["status"] == "INVALID" and "INVALID_STATE_ROOT" in status["validationError"], status
+
+    wrong_fee = resealed(payload, BEACON_ROOT, baseFeePerGas=hex(int(payload["baseFeePerGas"], 16) + 1))
+    status = insert(driven, wrong_fee)
+    assert status["status"] == "INVALID" and "INVALID_BASEFEE_PER_GAS" in status["validationError"], status
+
+    # newPayloadV3's versioned hashes must be the blob transactions' (here: none).
+    stray = engine(driven, "engine_newPayloadV3", payload, ["0x01" + "00" * 31], BEACON_ROOT)["result"]
+    assert stray["status"] == "INVALID" and "blob versioned hashes" in stray["validationError"], stray
 
     assert head(driven)["hash"] == parent["hash"]  # nothing was committed
     assert insert(driven, payload)["status"] == "VALID"
@@ -227,3 +242,88 @@ def test_validator_follows_sequencer(tmp_path: Path) -> None:
             status = engine(validator, "engine_newPayloadV3", *params)["result"]
             assert status["status"] == "VALID", (number, status)
         assert head(validator)["stateRoot"] == rpc(sequencer.url, "eth_getBlockByNumber", [hex(last), False])["stateRoot"]  # type: ignore[index]
+
+
+BEACON_ROOTS = "0x000F3df6D732807Ef1319fB7B8bB8522d0Beac02"
+HISTORY_STORAGE = "0x0000F90827F1C53a10cb7A02335B175320002935"
+WITHDRAWAL_REQUESTS = "0x00000961Ef480Eb55e80D19ad83579A64c007002"
+EMPTY_ROOT = "0x56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
+HISTORY_SERVE_WINDOW = 8191
+
+
+def storage(node: NodeProcess, address: str, slot: int) -> int:
+    value = rpc(node.url, "eth_getStorageAt", [address, hex(slot), "latest"])
+    assert isinstance(value, str)
+    return int(value, 16)
+
+
+def test_prague_system_calls_run_before_the_transactions(tmp_path: Path) -> None:
+    """EIP-4788 and EIP-2935 on blocks built through the Engine API and by the sequencer: the
+    beacon root is stored under the block's timestamp, the parent hash under its number."""
+    with start_node(tmp_path / "engine", block_time=0) as driven:
+        parent = head(driven)
+        payload = build(driven, noTxPool=True)["executionPayload"]
+        assert insert(driven, payload)["status"] == "VALID"
+        timestamp, number = int(payload["timestamp"], 16), int(payload["blockNumber"], 16)
+        ring = timestamp % HISTORY_SERVE_WINDOW
+        assert storage(driven, BEACON_ROOTS, ring) == timestamp
+        assert storage(driven, BEACON_ROOTS, ring + HISTORY_SERVE_WINDOW) == int(BEACON_ROOT, 16)
+        assert storage(driven, HISTORY_STORAGE, (number - 1) % HISTORY_SERVE_WINDOW) == int(parent["hash"], 16)
+        # The contract answers get(timestamp) with the root, as a beacon-root consumer asks.
+        answer = rpc(driven.url, "eth_call", [{"to": BEACON_ROOTS, "data": "0x" + timestamp.to_bytes(32, "big").hex()}, "latest"])
+        assert answer == BEACON_ROOT
+    with start_node(tmp_path / "sequencer", block_time=0.05) as sequencer:
+        while int(rpc(sequencer.url, "eth_blockNumber"), 16) < 3:  # type: ignore[arg-type]
+            time.sleep(0.05)
+        block = rpc(sequencer.url, "eth_getBlockByNumber", ["0x2", False])
+        first = rpc(sequencer.url, "eth_getBlockByNumber", ["0x1", False])
+        assert isinstance(block, dict) and isinstance(first, dict)
+        assert storage(sequencer, HISTORY_STORAGE, 1) == int(first["hash"], 16) == int(block["parentHash"], 16)
+        assert storage(sequencer, BEACON_ROOTS, int(block["timestamp"], 16) % HISTORY_SERVE_WINDOW) == int(block["timestamp"], 16)
+
+
+def test_withdrawals_credit_their_recipients(tmp_path: Path) -> None:
+    """Payload attributes' withdrawals are built in; a second node imports the payload, and
+    one whose withdrawal differs (its hash re-sealed) is refused for the state it gives."""
+    recipient = "0x" + "c3" * 20
+    withdrawals = [{"index": "0x0", "validatorIndex": "0x7", "address": recipient, "amount": hex(5 * 10**9)}]
+    with start_node(tmp_path / "a", block_time=0) as builder, start_node(tmp_path / "b", block_time=0) as follower:
+        payload = build(builder, withdrawals=withdrawals, noTxPool=True)["executionPayload"]
+        assert payload["withdrawals"] == withdrawals
+        more = resealed(payload, BEACON_ROOT, withdrawals=[{**withdrawals[0], "amount": hex(6 * 10**9)}])
+        status = insert(follower, more)
+        assert status["status"] == "INVALID" and "INVALID_STATE_ROOT" in status["validationError"], status
+        for node in (builder, follower):
+            assert insert(node, payload)["status"] == "VALID"
+            assert int(rpc(node.url, "eth_getBalance", [recipient, "latest"]), 16) == 5 * 10**18  # type: ignore[arg-type]
+            block = head(node)
+            assert block["hash"] == payload["blockHash"]
+            assert block["withdrawals"] == withdrawals and block["withdrawalsRoot"] != EMPTY_ROOT
+
+
+def test_v4_payload_carries_execution_requests(tmp_path: Path) -> None:
+    """An EIP-7002 withdrawal request made in a block comes back as an execution request
+    (getPayloadV4), its EIP-7685 hash is the header's, and newPayloadV4 checks it."""
+    pubkey = bytes(range(48))
+    amount = 32 * 10**9
+    signed = Account.from_key(DEV_KEY).sign_transaction(
+        {"to": WITHDRAWAL_REQUESTS, "value": 1, "gas": 300_000, "maxFeePerGas": 10**10,
+         "maxPriorityFeePerGas": 10**9, "chainId": 31337, "nonce": 0,
+         "data": "0x" + pubkey.hex() + amount.to_bytes(8, "big").hex()}
+    )
+    tx = "0x" + signed.raw_transaction.hex()
+    with start_node(tmp_path / "a", block_time=0) as builder, start_node(tmp_path / "b", block_time=0) as follower:
+        built = build(builder, version=4, transactions=[tx], noTxPool=True)
+        payload, requests = built["executionPayload"], built["executionRequests"]
+        # EIP-7002: source ++ validator pubkey ++ amount, the amount little-endian (SSZ).
+        expected = "0x01" + DEV_ADDRESS[2:].lower() + pubkey.hex() + amount.to_bytes(8, "little").hex()
+        assert requests == [expected]
+        # The request is in the block hash through the header's requests hash.
+        assert resealed(payload, BEACON_ROOT, requests)["blockHash"] == payload["blockHash"]
+        # Without its requests the block is another block; re-sealed so, it is refused.
+        without = resealed(payload, BEACON_ROOT, [])
+        status = insert(follower, without, version=4, requests=[])
+        assert status["status"] == "INVALID" and "INVALID_REQUESTS" in status["validationError"], status
+        for node in (builder, follower):
+            assert insert(node, payload, version=4, requests=requests)["status"] == "VALID"
+            assert head(node)["requestsHash"] == "0x" + requests_hash(requests).hex()

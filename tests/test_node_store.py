@@ -79,6 +79,8 @@ def test_genesis_file_and_restart(tmp_path: Path) -> None:
                 "storage": {"0x01": "0x2a"},
             },
             "f39Fd6e51aad88F6F4ce6aB8827279cffFb92266": {"balance": "1000000000000000000000"},
+            # Prague's system contracts, as a real genesis deploys them.
+            **{"0x" + a.hex(): {"code": "0x" + c.hex(), "nonce": "0x1"} for a, c in _core.system_contracts()},
         },
     }
     path = tmp_path / "genesis.json"
@@ -118,6 +120,8 @@ def test_bad_genesis_files_are_named(tmp_path: Path) -> None:
         ),
         "an address is 20 bytes": json.dumps({"alloc": {"0x12": {"balance": "0x1"}}}),
         "config.chainId": json.dumps({"config": {"chainId": "ninety"}}),
+        # Prague rejects every block without the EIP-7002 / EIP-7251 contracts: named at start.
+        "0x00000961ef480eb55e80d19ad83579a64c007002 (EIP-7002": json.dumps({"alloc": {}}),
     }
     for needle, text in cases.items():
         path = tmp_path / "genesis.json"

@@ -24,7 +24,10 @@ __all__ = [
     "decode_pooled_transaction",
     "decode_transaction",
     "estimate_gas",
-    "seal_header",
+    "build_block",
+    "genesis_header",
+    "payload_block",
+    "system_contracts",
     "CallInvalid",
     "CallResult",
     "StateRootTracker",
@@ -251,6 +254,8 @@ class Header:
     @property
     def difficulty(self) -> int: ...
     @property
+    def nonce(self) -> int: ...
+    @property
     def base_fee_per_gas(self) -> int | None: ...
     @property
     def withdrawals_root(self) -> bytes | None: ...
@@ -277,6 +282,15 @@ class ImportedBlock:
     def hash(self) -> bytes: ...
     @property
     def requests(self) -> list[bytes] | None: ...
+    @property
+    def rlp(self) -> bytes: ...
+    @property
+    def transactions(self) -> list[bytes]: ...
+    @property
+    def withdrawals(self) -> list[tuple[int, int, bytes, int]] | None: ...
+
+_Withdrawal = tuple[int, int, bytes | bytearray | str, int]
+"""(index, validator_index, address, amount in gwei)"""
 
 def import_block(
     block: bytes | bytearray | str,
@@ -288,7 +302,48 @@ def import_block(
     threads: int | None = None,
     sequential: bool = False,
     sequential_rule: bool = False,
+    roots: StateRootTracker | None = None,
 ) -> ImportedBlock: ...
+def build_block(
+    parent: Header,
+    state: State,
+    transactions: Sequence[bytes | bytearray],
+    *,
+    schedule: str,
+    beneficiary: bytes | bytearray | str,
+    gas_limit: int,
+    timestamp: int,
+    prev_randao: bytes | bytearray | str,
+    chain_id: int | None = None,
+    extra_data: bytes | bytearray | None = None,
+    parent_beacon_block_root: bytes | bytearray | str | None = None,
+    withdrawals: Sequence[_Withdrawal] | None = None,
+    threads: int | None = None,
+    sequential_rule: bool = False,
+    roots: StateRootTracker | None = None,
+) -> ImportedBlock: ...
+def genesis_header(
+    state: State,
+    *,
+    schedule: str,
+    gas_limit: int,
+    timestamp: int,
+    extra_data: bytes | bytearray | None = None,
+    beneficiary: bytes | bytearray | str | None = None,
+    base_fee: int | None = None,
+    mix_hash: bytes | bytearray | str | None = None,
+    difficulty: int | None = None,
+    nonce: int = 0,
+) -> Header: ...
+def system_contracts() -> list[tuple[bytes, bytes]]: ...
+def payload_block(
+    fields: Mapping[str, Any],
+    transactions: Sequence[bytes | bytearray],
+    *,
+    withdrawals: Sequence[_Withdrawal] | None = None,
+    parent_beacon_block_root: bytes | bytearray | str | None = None,
+    requests: Sequence[bytes | bytearray] | None = None,
+) -> bytes: ...
 
 class _Authorization(TypedDict):
     chain_id: int
@@ -412,7 +467,6 @@ def validate_blob_sidecar(
     *,
     max_blobs: int,
 ) -> None: ...
-def seal_header(fields: Mapping[str, Any]) -> tuple[bytes, bytes]: ...
 
 class _StorageProof(TypedDict):
     slot: int

@@ -137,6 +137,44 @@ pub fn build_block<S: StateViewRef + StateCommitment>(
     process(spec, parent, &block, state, config, Mode::Build)
 }
 
+/// The genesis header of a chain under `spec` whose genesis state has `state_root`, from the
+/// fields a genesis file chooses (`template`: beneficiary, difficulty, gas limit, timestamp,
+/// extra data, mix hash, nonce, and optionally base fee, blob gas used, excess blob gas);
+/// every other field is the empty block's, and the fork fields are those the fork at block 0
+/// requires, as geth's `Genesis.ToBlock` fills them: base fee (London; the template's or
+/// EIP-1559's initial one), the withdrawals root of none (Shanghai), blob gas fields (zero
+/// unless given) and a zero parent beacon root (Cancun), the empty requests hash (Prague).
+pub fn genesis_header(spec: &ChainSpec, template: &Header, state_root: B256) -> Header {
+    let fork = spec.fork_at(0, template.timestamp);
+    let empty = alloy_trie_root_of_nothing();
+    Header {
+        parent_hash: B256::ZERO,
+        ommers_hash: ommers_hash(&[]),
+        state_root,
+        transactions_root: empty,
+        receipts_root: empty,
+        logs_bloom: Default::default(),
+        number: 0,
+        gas_used: 0,
+        base_fee_per_gas: (fork >= Fork::London).then(|| {
+            template
+                .base_fee_per_gas
+                .unwrap_or(alloy_eips::eip1559::INITIAL_BASE_FEE)
+        }),
+        withdrawals_root: (fork >= Fork::Shanghai).then(|| withdrawals_root(&[])),
+        blob_gas_used: (fork >= Fork::Cancun).then(|| template.blob_gas_used.unwrap_or(0)),
+        excess_blob_gas: (fork >= Fork::Cancun).then(|| template.excess_blob_gas.unwrap_or(0)),
+        parent_beacon_block_root: (fork >= Fork::Cancun).then_some(B256::ZERO),
+        requests_hash: (fork >= Fork::Prague).then(|| Requests::default().requests_hash()),
+        ..template.clone()
+    }
+}
+
+/// The root of an empty trie (no transactions, no receipts).
+fn alloy_trie_root_of_nothing() -> B256 {
+    transactions_root(&[])
+}
+
 /// The derived header fields of a block being built (see [`build_block`]).
 fn complete_header(spec: &ChainSpec, parent: &Header, block: &mut Block) {
     let header = &mut block.header;

@@ -20,6 +20,7 @@ mod overlay;
 mod requests;
 mod spec;
 mod system;
+mod tracked;
 mod validate;
 
 pub use block::Block;
@@ -27,10 +28,12 @@ pub use error::{
     block as block_exception, transaction_exception, tx as tx_exception, ChainError, Exception,
 };
 pub use execute::{
-    block_env, block_reward, build_block, execute_block, ExecutedBlock, StateCommitment,
+    block_env, block_reward, build_block, execute_block, genesis_header, ExecutedBlock,
+    StateCommitment,
 };
 pub use overlay::{credit, merge_changes, Overlay};
 pub use requests::{deposit_requests, parse_deposit, DEPOSIT_EVENT_TOPIC};
 pub use spec::ChainSpec;
 pub use system::{system_call, SystemCallOutcome, SYSTEM_ADDRESS, SYSTEM_CALL_GAS};
+pub use tracked::TrackedState;
 pub use validate::{ethash_difficulty, validate_header};

@@ -518,3 +518,124 @@ impl Recipient for Address {
         }
     }
 }
+
+/// The Prague system contracts, as a genesis deploys them.
+fn with_system_contracts(mut state: InMemoryState) -> InMemoryState {
+    use alloy_eips::{eip2935, eip4788, eip7002, eip7251};
+    for (address, code) in [
+        (eip4788::BEACON_ROOTS_ADDRESS, &eip4788::BEACON_ROOTS_CODE),
+        (
+            eip2935::HISTORY_STORAGE_ADDRESS,
+            &eip2935::HISTORY_STORAGE_CODE,
+        ),
+        (
+            eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+            &eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
+        ),
+        (
+            eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+            &eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_CODE,
+        ),
+    ] {
+        state.insert_account(address, U256::ZERO, 1, Some(code.clone()));
+    }
+    state
+}
+
+/// `TrackedState` (the incremental root through `StateRootTracker::root_after`) builds and
+/// imports exactly the blocks `InMemoryState` (a full recompute) does, and a rejected block
+/// leaves the tracker as it was.
+#[test]
+fn tracked_state_builds_and_imports_the_same_blocks() {
+    use parex_chain::{genesis_header, TrackedState};
+    use parex_commitment::StateRootTracker;
+    let spec = spec("Prague");
+    let mut state = with_system_contracts(funded(3));
+    let template_genesis = Header {
+        gas_limit: 30_000_000,
+        ..Default::default()
+    };
+    let mut parent = genesis_header(
+        &spec,
+        &template_genesis,
+        parex_commitment::state_root(&state),
+    );
+    assert_eq!(parent.base_fee_per_gas, Some(1_000_000_000));
+    assert_eq!(
+        parent.requests_hash,
+        Some(alloy_eips::eip7685::Requests::default().requests_hash())
+    );
+    state.insert_block_hash(0, parent.hash_slow());
+    let mut roots = StateRootTracker::new(&state);
+    for number in 1..=4u64 {
+        let mut block = template(
+            Address::with_last_byte(0xfe),
+            number * 12,
+            (0..3)
+                .map(|i| transfer(i, number - 1, Address::with_last_byte(0x40 + i), 7))
+                .collect(),
+        );
+        block.header.parent_beacon_block_root = Some(B256::with_last_byte(number as u8));
+        block.withdrawals = Some(vec![Withdrawal {
+            index: number,
+            validator_index: 9,
+            address: Address::with_last_byte(0x77),
+            amount: number,
+        }]);
+        let full = build_block(&spec, &parent, &block, &state, &parallel()).expect("build");
+        let before = roots.root();
+        let tracked = build_block(
+            &spec,
+            &parent,
+            &block,
+            &TrackedState::new(&state, &mut roots),
+            &parallel(),
+        )
+        .expect("tracked build");
+        assert_eq!(tracked.hash, full.hash, "block {number}");
+        assert_eq!(roots.root(), before, "the build left the tracker unchanged");
+        let sealed = Block {
+            header: full.header.clone(),
+            ..block.clone()
+        };
+        let mut tampered = sealed.clone();
+        tampered.header.state_root = B256::with_last_byte(1);
+        let err = execute_block(
+            &spec,
+            &parent,
+            &tampered,
+            &TrackedState::new(&state, &mut roots),
+            &parallel(),
+        )
+        .unwrap_err();
+        assert_eq!(rejection(err), block_exception::INVALID_STATE_ROOT);
+        assert_eq!(
+            roots.root(),
+            before,
+            "the rejection left the tracker unchanged"
+        );
+        let imported = execute_block(
+            &spec,
+            &parent,
+            &sealed,
+            &TrackedState::new(&state, &mut roots),
+            &parallel(),
+        )
+        .expect("tracked import");
+        assert_eq!(imported.hash, full.hash);
+        roots.apply(&imported.result.changes);
+        state = apply(&state, &imported);
+        assert_eq!(roots.root(), parex_commitment::state_root(&state));
+        assert_eq!(
+            state
+                .storage(
+                    &alloy_eips::eip4788::BEACON_ROOTS_ADDRESS,
+                    &U256::from(number * 12 % 8191 + 8191)
+                )
+                .unwrap(),
+            U256::from(number),
+            "EIP-4788 stored the beacon root"
+        );
+        parent = imported.header;
+    }
+}

@@ -15,6 +15,10 @@
 //!   insert and remove clears the cache on its whole path).
 //! - T2: the trie is canonical after every operation: a branch has at least two children,
 //!   an extension's child is a branch, and no extension or leaf key is split needlessly.
+//! - T3: [`StateRootTracker::root_after`] leaves the tracker observably unchanged: its
+//!   changes stay applied with a log of every leaf and storage trie they replaced, and the
+//!   next call either keeps them (`apply` of the same changes) or first puts back, newest
+//!   first, exactly the keys and values held before (by T2 then the same tries).
 
 use alloy_primitives::{keccak256, Address, B256, U256};
 use alloy_trie::nodes::{BranchNodeRef, ExtensionNodeRef, LeafNodeRef, RlpNode};
@@ -147,6 +151,26 @@ impl Node {
                     children,
                     cached: None,
                 }
+            }
+        }
+    }
+
+    /// The value at `path` (relative to this node).
+    fn get(&self, path: &Nibbles) -> Option<&Vec<u8>> {
+        match self {
+            Node::Leaf { key, value, .. } => (key == path).then_some(value),
+            Node::Extension { key, child, .. } => {
+                if !path.starts_with(key) {
+                    return None;
+                }
+                child.get(&path.slice(key.len()..))
+            }
+            Node::Branch { children, .. } => {
+                if path.is_empty() {
+                    return None;
+                }
+                let index = path.get_unchecked(0) as usize;
+                children[index].as_ref()?.get(&path.slice(1..))
             }
         }
     }
@@ -306,6 +330,12 @@ impl Trie {
         self.root.is_none()
     }
 
+    /// The value at `hashed_key`, if any.
+    pub fn get(&self, hashed_key: B256) -> Option<&Vec<u8>> {
+        let path = Nibbles::unpack(hashed_key);
+        self.root.as_ref()?.get(&path)
+    }
+
     /// The root hash; re-hashes only what changed since the last call.
     pub fn root(&mut self) -> B256 {
         if let Some(hash) = self.root_hash {
@@ -325,6 +355,15 @@ impl Trie {
 pub struct StateRootTracker {
     accounts: Trie,
     storage: HashMap<Address, Trie>,
+    /// T3: what the last `root_after` applied, kept until the next call.
+    speculative: Option<Speculative>,
+}
+
+/// Changes applied by [`StateRootTracker::root_after`] and the log that takes them back.
+#[derive(Debug, Clone)]
+struct Speculative {
+    changes: StateChanges,
+    undo: Vec<Undo>,
 }
 
 fn storage_value(value: &U256) -> Vec<u8> {
@@ -354,6 +393,21 @@ impl StateRootTracker {
 
     /// Follows one block's changes (as `InMemoryState::apply` applies them).
     pub fn apply(&mut self, changes: &StateChanges) {
+        // T3: the block whose root was just taken is being kept: its changes are in place,
+        // their paths already hashed.
+        if self
+            .speculative
+            .as_ref()
+            .is_some_and(|s| s.changes == *changes)
+        {
+            self.speculative = None;
+            return;
+        }
+        self.settle();
+        self.apply_changes(changes);
+    }
+
+    fn apply_changes(&mut self, changes: &StateChanges) {
         for (address, change) in changes {
             let Some(info) = change.info else {
                 self.storage.remove(address);
@@ -389,8 +443,114 @@ impl StateRootTracker {
 
     /// The state root.
     pub fn root(&mut self) -> B256 {
+        self.settle();
         self.accounts.root()
     }
+
+    /// The state root after `changes`, the tracker left observably as it was (T3): a block
+    /// being built or imported commits to this root before anyone knows whether it will be
+    /// kept. The changes stay applied, with a log of what they replaced, until the next
+    /// call: `apply` of the same changes (the block was kept) just drops the log, so keeping
+    /// a block costs one apply and one re-hash of what it touched; any other call first puts
+    /// the tries back.
+    pub fn root_after(&mut self, changes: &StateChanges) -> B256 {
+        self.settle();
+        let mut undo = Vec::new();
+        self.apply_logged(changes, &mut undo);
+        let root = self.accounts.root();
+        self.speculative = Some(Speculative {
+            changes: changes.clone(),
+            undo,
+        });
+        root
+    }
+
+    /// Takes back the changes of the last `root_after`, if still applied.
+    fn settle(&mut self) {
+        let Some(Speculative { mut undo, .. }) = self.speculative.take() else {
+            return;
+        };
+        // T3: undone newest first, so each entry sees the trie as it was when it was logged.
+        while let Some(entry) = undo.pop() {
+            match entry {
+                Undo::Account(key, Some(value)) => self.accounts.insert(key, value),
+                Undo::Account(key, None) => self.accounts.remove(key),
+                Undo::Storage(address, Some(trie)) => {
+                    self.storage.insert(address, trie);
+                }
+                Undo::Storage(address, None) => {
+                    self.storage.remove(&address);
+                }
+                Undo::Slot(address, key, value) => {
+                    let trie = self.storage.entry(address).or_default();
+                    match value {
+                        Some(value) => trie.insert(key, value),
+                        None => trie.remove(key),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `apply`, logging what each step replaced.
+    fn apply_logged(&mut self, changes: &StateChanges, undo: &mut Vec<Undo>) {
+        for (address, change) in changes {
+            let account_key = keccak256(address);
+            undo.push(Undo::Account(
+                account_key,
+                self.accounts.get(account_key).cloned(),
+            ));
+            let Some(info) = change.info else {
+                // The whole storage trie is moved into the log, not copied.
+                undo.push(Undo::Storage(*address, self.storage.remove(address)));
+                self.accounts.remove(account_key);
+                continue;
+            };
+            let replaced_whole = change.storage_cleared || !self.storage.contains_key(address);
+            if replaced_whole {
+                // A fresh trie: restoring the old one (or none) undoes every slot write too.
+                undo.push(Undo::Storage(*address, self.storage.remove(address)));
+            }
+            if !change.storage.is_empty() {
+                let trie = self.storage.entry(*address).or_default();
+                for (slot, value) in &change.storage {
+                    let key = keccak256(B256::from(*slot));
+                    if !replaced_whole {
+                        undo.push(Undo::Slot(*address, key, trie.get(key).cloned()));
+                    }
+                    if value.is_zero() {
+                        trie.remove(key);
+                    } else {
+                        trie.insert(key, storage_value(value));
+                    }
+                }
+                if trie.is_empty() {
+                    let emptied = self.storage.remove(address);
+                    if !replaced_whole {
+                        undo.push(Undo::Storage(*address, emptied));
+                    }
+                }
+            }
+            let storage_root = self
+                .storage
+                .get_mut(address)
+                .map_or(EMPTY_ROOT_HASH, Trie::root);
+            let account = TrieAccount::new(info.nonce, info.balance, storage_root, info.code_hash);
+            self.accounts
+                .insert(account_key, alloy_rlp::encode(account));
+        }
+    }
+}
+
+/// What one step of [`StateRootTracker::root_after`] replaced.
+#[derive(Debug, Clone)]
+enum Undo {
+    /// An account leaf and its value before (`None`: absent).
+    Account(B256, Option<Vec<u8>>),
+    /// A whole storage trie and the trie before (`None`: absent).
+    Storage(Address, Option<Trie>),
+    /// A storage leaf and its value before.
+    Slot(Address, B256, Option<Vec<u8>>),
 }
 
 #[cfg(test)]
@@ -471,6 +631,43 @@ mod tests {
                 tracker.apply(changes);
                 prop_assert_eq!(tracker.root(), crate::state_root(&state));
             }
+        }
+
+        /// T3: `root_after` gives the root `apply` would, and leaves the tracker as it was:
+        /// its root and every later block's root are the full recompute's.
+        #[test]
+        fn root_after_leaves_the_tracker_unchanged(
+            blocks in prop::collection::vec((changes_strategy(), changes_strategy()), 1..6),
+        ) {
+            let mut state = InMemoryState::new();
+            for i in 0u8..20 {
+                state.insert_account(Address::with_last_byte(i), U256::from(i as u64 * 3 + 1), 0, None);
+                for slot in 0..(i as u64 % 4) {
+                    state.insert_storage(Address::with_last_byte(i), U256::from(slot), U256::from(slot + 1));
+                }
+            }
+            let mut tracker = StateRootTracker::new(&state);
+            for (i, (tried, kept)) in blocks.iter().enumerate() {
+                let before = tracker.root();
+                let mut after = state.clone();
+                after.apply(tried);
+                prop_assert_eq!(tracker.root_after(tried), crate::state_root(&after));
+                if i % 2 == 0 {
+                    // Asked again: the tries were put back.
+                    prop_assert_eq!(tracker.root(), before);
+                }
+                // Sometimes the tried block is kept (the fast path), else another one.
+                let kept = if i % 3 == 1 { tried } else { kept };
+                state.apply(kept);
+                tracker.apply(kept);
+                prop_assert_eq!(tracker.root(), crate::state_root(&state));
+                // Two tries in a row: the second starts from the tries as they were.
+                let mut twice = state.clone();
+                twice.apply(kept);
+                tracker.root_after(tried);
+                prop_assert_eq!(tracker.root_after(kept), crate::state_root(&twice));
+            }
+            prop_assert_eq!(tracker.root(), crate::state_root(&state));
         }
     }
 }

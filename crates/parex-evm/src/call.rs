@@ -93,7 +93,20 @@ pub fn call<S: StateViewRef>(
     request: &CallRequest,
     state: &S,
 ) -> Result<CallOutcome, CallError> {
-    call_with_gas(env, request, state, request.gas.unwrap_or(env.gas_limit))
+    call_with_gas(env, request, state, request.gas.unwrap_or(default_gas(env)))
+}
+
+/// EIP-7825 (Osaka): no transaction may ask for more gas than this.
+pub const TX_GAS_LIMIT_CAP: u64 = 1 << 24;
+
+/// The gas of a request that names none: the block's gas limit, capped from Osaka on at the
+/// per-transaction limit (EIP-7825), as geth does.
+pub fn default_gas(env: &BlockEnv) -> u64 {
+    if env.fork >= parex_primitives::Fork::Osaka {
+        env.gas_limit.min(TX_GAS_LIMIT_CAP)
+    } else {
+        env.gas_limit
+    }
 }
 
 fn call_with_gas<S: StateViewRef>(
@@ -197,7 +210,7 @@ pub fn estimate_gas<S: StateViewRef>(
     request: &CallRequest,
     state: &S,
 ) -> Result<Result<u64, CallOutcome>, CallError> {
-    let mut cap = request.gas.unwrap_or(env.gas_limit);
+    let mut cap = request.gas.unwrap_or(default_gas(env));
     // geth: a request that pays a fee can use at most the gas its balance buys after `value`.
     if let Some(fee) = request.max_fee_per_gas.filter(|fee| *fee > 0) {
         let balance = state
@@ -255,4 +268,24 @@ pub fn estimate_gas<S: StateViewRef>(
         }
     }
     Ok(Ok(hi))
+}
+
+#[cfg(test)]
+mod default_gas_tests {
+    use super::*;
+    use parex_primitives::Fork;
+
+    #[test]
+    fn default_gas_is_capped_from_osaka() {
+        let mut env = BlockEnv {
+            gas_limit: 100_000_000,
+            ..BlockEnv::default()
+        };
+        env.fork = Fork::Prague;
+        assert_eq!(default_gas(&env), 100_000_000);
+        env.fork = Fork::Osaka;
+        assert_eq!(default_gas(&env), TX_GAS_LIMIT_CAP);
+        env.gas_limit = 1_000_000;
+        assert_eq!(default_gas(&env), 1_000_000);
+    }
 }

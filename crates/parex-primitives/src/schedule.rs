@@ -128,6 +128,21 @@ fn parse_count(text: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(scale)
 }
 
+/// `"Homestead@0,Byzantium@9,Paris@36,Shanghai@t390"`: forks with their activation block,
+/// or timestamp after `t` (a chain's whole schedule, as a geth genesis `config` gives it).
+fn parse_list(text: &str) -> Option<ForkSchedule> {
+    let mut forks = Vec::new();
+    for entry in text.split(',') {
+        let (fork, at) = entry.trim().split_once('@')?;
+        let activation = match at.strip_prefix('t') {
+            Some(time) => Activation::Timestamp(parse_count(time)?),
+            None => Activation::Block(parse_count(at)?),
+        };
+        forks.push((activation, fork.parse::<Fork>().ok()?));
+    }
+    Some(ForkSchedule::new(forks))
+}
+
 impl FromStr for ForkSchedule {
     type Err = UnknownFork;
 
@@ -136,6 +151,9 @@ impl FromStr for ForkSchedule {
     /// total difficulty.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let unknown = || UnknownFork(s.to_string());
+        if s.contains('@') {
+            return parse_list(s).ok_or_else(unknown);
+        }
         let Some((from, rest)) = s.split_once("To") else {
             return Ok(ForkSchedule::single(s.parse()?));
         };
@@ -163,6 +181,22 @@ impl FromStr for ForkSchedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_list_gives_every_activation() {
+        let schedule: ForkSchedule = "Homestead@0,Byzantium@9,Paris@36,Shanghai@t390,Cancun@t420"
+            .parse()
+            .unwrap();
+        assert_eq!(schedule.fork_at(0, 0), Fork::Homestead);
+        assert_eq!(schedule.fork_at(8, 80), Fork::Homestead);
+        assert_eq!(schedule.fork_at(9, 90), Fork::Byzantium);
+        assert_eq!(schedule.fork_at(36, 360), Fork::Paris);
+        assert_eq!(schedule.fork_at(39, 390), Fork::Shanghai);
+        assert_eq!(schedule.fork_at(42, 420), Fork::Cancun);
+        for bad in ["Homestead@", "Nowhere@0", "Byzantium@t", "Byzantium@x9"] {
+            assert!(bad.parse::<ForkSchedule>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn plain_names_and_aliases_are_one_fork_from_genesis() {

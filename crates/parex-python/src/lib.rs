@@ -340,7 +340,8 @@ mod _core {
     use super::{address_of, execute, keccak256, sign_transactions};
     #[pymodule_export]
     use crate::chain::{
-        blob_params, fork_at, import_block, parse_fork, Header, ImportedBlock, InvalidBlock,
+        blob_params, build_block, fork_at, genesis_header, import_block, parse_fork, payload_block,
+        system_contracts, Header, ImportedBlock, InvalidBlock,
     };
     #[pymodule_export]
     use crate::conformance::{logs_hash, state_root};
@@ -351,7 +352,7 @@ mod _core {
     #[pymodule_export]
     use crate::node::{
         account_proof, call, decode_pooled_transaction, decode_transaction, estimate_gas,
-        seal_header, validate_blob_sidecar, CallInvalid, CallResult, StateRootTracker, Store,
+        validate_blob_sidecar, CallInvalid, CallResult, StateRootTracker, Store,
     };
     #[pymodule_export]
     use crate::replay::{logs_bloom, receipts_root, rpc_transactions, transactions_root};

@@ -3,18 +3,17 @@
 //! GIL; panics are caught and raised as `ParexError`.
 
 use crate::convert::{
-    address_arg, b256_arg, bad, bytes_arg, bytes_to_py, fixed_arg, u256_arg, u256_to_py, uint_arg,
+    address_arg, b256_arg, bad, bytes_arg, bytes_to_py, u256_arg, u256_to_py, uint_arg,
 };
 use crate::errors::{panic_error, ParexError, StateError};
 use crate::result::{BlockResult, Log};
 use crate::state::State;
-use alloy_primitives::{Bloom, B64};
 use parex_evm::call::{CallError, CallOutcome, CallRequest, CallStatus};
 use parex_primitives::{AccountChange, Address, Bytes, StateChanges, B256};
 use parex_state::{InMemoryState, StateViewRef};
 use parex_store::{BlockCommit, StoreError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyMapping, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -676,77 +675,6 @@ fn tx_info_dict<'py>(
     Ok(out)
 }
 
-const HEADER_FIELDS: &str = "parent_hash, beneficiary, state_root, transactions_root, receipts_root, logs_bloom, number, gas_limit, gas_used, timestamp, extra_data, mix_hash, base_fee_per_gas, withdrawals_root, blob_gas_used, excess_blob_gas, parent_beacon_block_root, requests_hash";
-
-/// The hash and RLP encoding of a post-merge block header (alloy-consensus `Header`; no
-/// ommers, zero difficulty and nonce). `fields` maps the names in the stubs to values;
-/// the fork fields (`withdrawals_root` .. `requests_hash`) may be absent or `None`.
-#[pyfunction]
-pub fn seal_header<'py>(
-    py: Python<'py>,
-    fields: &Bound<'py, PyMapping>,
-) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    let get = |name: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
-        match fields.get_item(name) {
-            Ok(v) if !v.is_none() => Ok(Some(v)),
-            Ok(_) => Ok(None),
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => Ok(None),
-            Err(e) => Err(e),
-        }
-    };
-    let need = |name: &str| -> PyResult<Bound<'py, PyAny>> {
-        get(name)?.ok_or_else(|| {
-            bad(
-                &format!("fields.{name}"),
-                format!("required; header fields are {HEADER_FIELDS}"),
-            )
-        })
-    };
-    let b256 = |name: &str| -> PyResult<B256> { b256_arg(&format!("fields.{name}"), &need(name)?) };
-    let opt_b256 = |name: &str| -> PyResult<Option<B256>> {
-        get(name)?
-            .map(|v| b256_arg(&format!("fields.{name}"), &v))
-            .transpose()
-    };
-    let num = |name: &str| -> PyResult<u64> { uint_arg(&format!("fields.{name}"), &need(name)?) };
-    let opt_num = |name: &str| -> PyResult<Option<u64>> {
-        get(name)?
-            .map(|v| uint_arg(&format!("fields.{name}"), &v))
-            .transpose()
-    };
-    let header = alloy_consensus::Header {
-        parent_hash: b256("parent_hash")?,
-        ommers_hash: alloy_consensus::EMPTY_OMMER_ROOT_HASH,
-        beneficiary: address_arg("fields.beneficiary", &need("beneficiary")?)?,
-        state_root: b256("state_root")?,
-        transactions_root: b256("transactions_root")?,
-        receipts_root: b256("receipts_root")?,
-        logs_bloom: Bloom::from(fixed_arg::<256>("fields.logs_bloom", &need("logs_bloom")?)?),
-        difficulty: Default::default(),
-        number: num("number")?,
-        gas_limit: num("gas_limit")?,
-        gas_used: num("gas_used")?,
-        timestamp: num("timestamp")?,
-        extra_data: match get("extra_data")? {
-            Some(v) => Bytes::from(bytes_arg("fields.extra_data", &v)?),
-            None => Bytes::new(),
-        },
-        mix_hash: b256("mix_hash")?,
-        nonce: B64::ZERO,
-        base_fee_per_gas: opt_num("base_fee_per_gas")?,
-        withdrawals_root: opt_b256("withdrawals_root")?,
-        blob_gas_used: opt_num("blob_gas_used")?,
-        excess_blob_gas: opt_num("excess_blob_gas")?,
-        parent_beacon_block_root: opt_b256("parent_beacon_block_root")?,
-        requests_hash: opt_b256("requests_hash")?,
-        ..Default::default()
-    };
-    let mut rlp = Vec::new();
-    alloy_rlp::Encodable::encode(&header, &mut rlp);
-    let hash = parex_primitives::keccak256(&rlp);
-    Ok((bytes_to_py(py, hash.as_slice()), bytes_to_py(py, &rlp)))
-}
-
 /// The EIP-1186 proof of `address` and of `slots` in its storage against `state_root(state)`
 /// (`eth_getProof`). Builds the whole trie: linear in the state's size.
 #[pyfunction]
@@ -799,7 +727,7 @@ pub fn account_proof<'py>(
 /// everything). Build it from the state, then `apply` each block's result to both.
 #[pyclass(module = "parex._core")]
 pub struct StateRootTracker {
-    inner: parex_commitment::StateRootTracker,
+    pub(crate) inner: parex_commitment::StateRootTracker,
 }
 
 #[pymethods]

@@ -1,12 +1,17 @@
 """
 The chain: the persistent store, the hot in-memory state in front of it, and block building.
 
-A block is built in four steps, the last two under the chain's lock:
+Blocks are made and checked by parex-chain, the same code that passes the execution-spec
+blockchain tests: the sequencer and the Engine API's payload building call
+``_core.build_block`` (system calls, transactions through Block-STM, withdrawals, requests,
+every commitment, the sealed header), and ``engine_newPayload`` calls ``_core.import_block``
+(header validation against the parent, every commitment checked). A block is made in four
+steps, the last two under the chain's lock:
 
-1. execute the candidate transactions with the parallel engine on the hot state; a
-   transaction the engine rejects (its index is named) is dropped and the rest re-executed;
-2. apply the changes to the hot state and compute the state root, receipts root, logs bloom
-   and transactions root, then seal the header (alloy ``Header``: hash and RLP);
+1. build (or import) the block on the hot state, its state root computed incrementally by
+   the chain's ``StateRootTracker`` (left unchanged: a rejected block costs nothing); a
+   transaction the rules reject (its index is named) is dropped and the block rebuilt;
+2. apply the block's changes to the hot state and the tracker;
 3. commit record, transaction index and state changes to the store in ONE durable write
    transaction (redb, fsync before commit returns);
 4. publish the block: only now can RPC see its receipts.
@@ -18,6 +23,7 @@ chain refuses to build further (``Chain.failed``) and the node must be restarted
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -27,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _core
-from .._core import BlockResult, State, StateRootTracker, Store
+from .._core import BlockResult, Header, State, StateRootTracker, Store
 from ..engine import Address, BlockEnv, Hash32
 from .genesis import FORK, Genesis
 
@@ -39,7 +45,7 @@ EMPTY_REQUESTS_HASH = bytes.fromhex(
 BASE_FEE_CHANGE_DENOMINATOR = 8
 ELASTICITY_MULTIPLIER = 2
 BLOB_TARGET_GAS = 6 * 131072
-"""Prague's target blob gas per block (EIP-7691)."""
+"""Prague's target blob gas per block (EIP-7691); for the pending environment only."""
 RECORD_CACHE = 256
 """Decoded block records kept in memory (the head and recent blocks serve most reads)."""
 
@@ -57,6 +63,19 @@ class ReceiptRecord:
     logs: tuple[tuple[Address, tuple[Hash32, ...], bytes], ...]
     contract_address: Address | None
     effective_gas_price: int
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """An EIP-4895 withdrawal: ``amount`` in gwei."""
+
+    index: int
+    validator_index: int
+    address: Address
+    amount: int
+
+    def as_tuple(self) -> tuple[int, int, bytes, int]:
+        return (self.index, self.validator_index, self.address, self.amount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +103,17 @@ class BlockRecord:
     tx_hashes: tuple[Hash32, ...]
     senders: tuple[Address, ...]
     receipts: tuple[ReceiptRecord, ...]
-    parent_beacon_block_root: Hash32 = bytes(32)
+    parent_beacon_block_root: Hash32
+    withdrawals: tuple[Withdrawal, ...]
+    withdrawals_root: Hash32
+    requests_hash: Hash32
+    requests: tuple[bytes, ...]
+    """EIP-7685 requests (type byte first), empty ones left out."""
+    rlp: bytes
+    """The whole block's RLP, as parex-chain sealed it (``Header.of_block(rlp)``)."""
+
+    def header(self) -> Header:
+        return Header.of_block(self.rlp)
 
     def encode(self) -> bytes:
         h = bytes.hex
@@ -108,6 +137,11 @@ class BlockRecord:
                 "excess_blob_gas": self.excess_blob_gas,
                 "size": self.size,
                 "parent_beacon_block_root": h(self.parent_beacon_block_root),
+                "withdrawals": [[w.index, w.validator_index, h(w.address), w.amount] for w in self.withdrawals],
+                "withdrawals_root": h(self.withdrawals_root),
+                "requests_hash": h(self.requests_hash),
+                "requests": [h(r) for r in self.requests],
+                "rlp": h(self.rlp),
                 "transactions": [h(t) for t in self.transactions],
                 "tx_hashes": [h(t) for t in self.tx_hashes],
                 "senders": [h(s) for s in self.senders],
@@ -130,6 +164,11 @@ class BlockRecord:
     @staticmethod
     def decode(raw: bytes) -> BlockRecord:
         d: dict[str, Any] = json.loads(raw)
+        if "rlp" not in d:
+            raise ChainError(
+                "the store was written by a parex before blocks were sealed by parex-chain; "
+                "start the node on a new --data-dir"
+            )
         b = bytes.fromhex
         return BlockRecord(
             number=d["number"],
@@ -149,7 +188,12 @@ class BlockRecord:
             blob_gas_used=d["blob_gas_used"],
             excess_blob_gas=d["excess_blob_gas"],
             size=d["size"],
-            parent_beacon_block_root=b(d.get("parent_beacon_block_root", "00" * 32)),
+            parent_beacon_block_root=b(d["parent_beacon_block_root"]),
+            withdrawals=tuple(Withdrawal(i, v, b(a), amount) for i, v, a, amount in d["withdrawals"]),
+            withdrawals_root=b(d["withdrawals_root"]),
+            requests_hash=b(d["requests_hash"]),
+            requests=tuple(b(r) for r in d["requests"]),
+            rlp=b(d["rlp"]),
             transactions=tuple(b(t) for t in d["transactions"]),
             tx_hashes=tuple(b(t) for t in d["tx_hashes"]),
             senders=tuple(b(s) for s in d["senders"]),
@@ -193,24 +237,86 @@ class Built:
 
     block: BlockRecord
     dropped: tuple[tuple[bytes, str], ...]
-    """Transactions (raw) that the engine rejected, with the reason."""
-    result: BlockResult | None
+    """Transactions (raw) that the rules rejected, with the reason."""
+    result: BlockResult
     timings: dict[str, float] = field(default_factory=dict)
-    """Seconds spent executing, applying + state root, sealing (header, record) and committing."""
+    """Seconds spent building (execution and state root), applying, recording and committing."""
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A block executed on top of the head but not committed (an Engine API payload)."""
+    """A block built or imported on top of a head but not committed (an Engine API payload)."""
 
     block: BlockRecord
-    result: BlockResult | None
-    post_state: State
+    result: BlockResult
     dropped: tuple[tuple[bytes, str], ...]
 
 
-def _seal(fields: dict[str, Any]) -> tuple[bytes, bytes]:
-    return _core.seal_header(fields)
+def _reason(err: _core.InvalidBlock) -> str:
+    return f"{err.exception}: {err.reason}" if err.exception else str(err)
+
+
+def record_of(
+    imported: _core.ImportedBlock,
+    transactions: list[bytes] | None,
+    withdrawals: tuple[Withdrawal, ...] | None,
+) -> BlockRecord:
+    """The store's record of a block parex-chain built or imported (``transactions`` and
+    ``withdrawals``: the block's, when the caller has them; else read from its RLP)."""
+    if transactions is None:
+        transactions = imported.transactions
+    if withdrawals is None:
+        withdrawals = tuple(Withdrawal(i, v, bytes(a), amount) for i, v, a, amount in imported.withdrawals or [])
+    header = imported.header
+    result = imported.result
+    rlp = imported.rlp
+    decoded = [_core.decode_transaction(t, recover=False) for t in transactions]
+    base_fee = header.base_fee_per_gas or 0
+    receipts: list[ReceiptRecord] = []
+    for receipt, info in zip(result.receipts, decoded):
+        tip = info["max_priority_fee_per_gas"]
+        cap = info["max_fee_per_gas"]
+        price = cap if tip is None else min(cap, base_fee + tip)
+        receipts.append(
+            ReceiptRecord(
+                tx_type=receipt.tx_type,
+                success=receipt.success,
+                gas_used=receipt.gas_used,
+                cumulative_gas_used=receipt.cumulative_gas_used,
+                logs=tuple((log.address, tuple(log.topics), log.data) for log in receipt.logs),
+                contract_address=receipt.contract_address,
+                effective_gas_price=price,
+            )
+        )
+    return BlockRecord(
+        number=header.number,
+        hash=header.hash,
+        parent_hash=header.parent_hash,
+        timestamp=header.timestamp,
+        beneficiary=header.beneficiary,
+        gas_limit=header.gas_limit,
+        gas_used=header.gas_used,
+        base_fee=base_fee,
+        state_root=header.state_root,
+        transactions_root=header.transactions_root,
+        receipts_root=header.receipts_root,
+        logs_bloom=header.logs_bloom,
+        mix_hash=header.mix_hash,
+        extra_data=header.extra_data,
+        blob_gas_used=header.blob_gas_used or 0,
+        excess_blob_gas=header.excess_blob_gas or 0,
+        size=len(rlp),
+        transactions=tuple(transactions),
+        tx_hashes=tuple(result.tx_hashes),
+        senders=tuple(result.senders),
+        receipts=tuple(receipts),
+        parent_beacon_block_root=header.parent_beacon_block_root or bytes(32),
+        withdrawals=withdrawals,
+        withdrawals_root=header.withdrawals_root or EMPTY_ROOT,
+        requests_hash=header.requests_hash or EMPTY_REQUESTS_HASH,
+        requests=tuple(imported.requests or ()),
+        rlp=rlp,
+    )
 
 
 class Chain:
@@ -223,14 +329,18 @@ class Chain:
         self.store = store
         self.state = state
         self.head = head
+        self.head_header = head.header()
         self.chain_id: int = config["chainId"]
+        self.schedule: str = config.get("schedule", FORK)
         self.gas_limit: int = config["gasLimit"]
         self.coinbase: Address = bytes.fromhex(config["coinbase"][2:])
         self.threads = threads
-        # The state root follows the hot state incrementally (only changed paths re-hashed).
+        # The state root follows the hot state incrementally (only changed paths re-hashed);
+        # parex-chain commits to a block's root through it without changing it.
         self.roots = StateRootTracker(state)
         self.lock = threading.RLock()
-        # Serialises block writers (the sequencer, the Engine API); readers take `lock` only.
+        # Serialises block writers (the sequencer, the Engine API) and every use of `roots`;
+        # readers take `lock` only.
         self.write_lock = threading.RLock()
         self.failed: str | None = None
         self._records: OrderedDict[int, BlockRecord] = OrderedDict()
@@ -250,55 +360,52 @@ class Chain:
         head_number = store.head()
         if head_number is None:
             state = genesis.state()
-            genesis_root = _core.state_root(state)
-            fields: dict[str, Any] = {
-                "parent_hash": bytes(32),
-                "beneficiary": genesis.coinbase,
-                "state_root": genesis_root,
-                "transactions_root": EMPTY_ROOT,
-                "receipts_root": EMPTY_ROOT,
-                "logs_bloom": bytes(256),
-                "number": 0,
-                "gas_limit": genesis.gas_limit,
-                "gas_used": 0,
-                "timestamp": genesis.timestamp,
-                "extra_data": genesis.extra_data,
-                "mix_hash": bytes(32),
-                "base_fee_per_gas": genesis.base_fee,
-                "withdrawals_root": EMPTY_ROOT,
-                "blob_gas_used": 0,
-                "excess_blob_gas": 0,
-                "parent_beacon_block_root": bytes(32),
-                "requests_hash": EMPTY_REQUESTS_HASH,
-            }
-            block_hash, rlp = _seal(fields)
+            header = genesis_header(genesis, state)
+            fields = _payload_fields(header)
+            fields.update(difficulty=genesis.difficulty, nonce=genesis.nonce)
+            with_withdrawals = header.withdrawals_root is not None
             record = BlockRecord(
                 number=0,
-                hash=block_hash,
+                hash=header.hash,
                 parent_hash=bytes(32),
-                timestamp=genesis.timestamp,
-                beneficiary=genesis.coinbase,
-                gas_limit=genesis.gas_limit,
+                timestamp=header.timestamp,
+                beneficiary=header.beneficiary,
+                gas_limit=header.gas_limit,
                 gas_used=0,
-                base_fee=genesis.base_fee,
-                state_root=genesis_root,
+                base_fee=header.base_fee_per_gas or 0,
+                state_root=header.state_root,
                 transactions_root=EMPTY_ROOT,
                 receipts_root=EMPTY_ROOT,
                 logs_bloom=bytes(256),
-                mix_hash=bytes(32),
-                extra_data=genesis.extra_data,
+                mix_hash=header.mix_hash,
+                extra_data=header.extra_data,
                 blob_gas_used=0,
                 excess_blob_gas=0,
-                size=len(rlp) + 3,
+                size=0,
                 transactions=(),
                 tx_hashes=(),
                 senders=(),
                 receipts=(),
+                parent_beacon_block_root=bytes(32),
+                withdrawals=(),
+                withdrawals_root=EMPTY_ROOT,
+                requests_hash=EMPTY_REQUESTS_HASH,
+                requests=(),
+                rlp=_core.payload_block(
+                    fields,
+                    [],
+                    withdrawals=[] if with_withdrawals else None,
+                    parent_beacon_block_root=header.parent_beacon_block_root,
+                    requests=[] if header.requests_hash is not None else None,
+                ),
             )
-            state.set_block_hash(0, block_hash)
+            record = dataclasses.replace(record, size=len(record.rlp))
+            if record.header().hash != header.hash:
+                raise ChainError("the genesis block does not re-encode to its header (a parex bug)")
+            state.set_block_hash(0, header.hash)
             store.commit_block(
                 0,
-                block_hash,
+                header.hash,
                 record.encode(),
                 [],
                 genesis=state,
@@ -376,205 +483,187 @@ class Chain:
             prevrandao=bytes(32),
             excess_blob_gas=next_excess_blob_gas(head),
             chain_id=self.chain_id,
-            fork=FORK,
+            fork=_core.fork_at(self.schedule, head.number + 1, head.timestamp + 1),
         )
 
     # -- building ------------------------------------------------------------------------
 
     def build_block(self, transactions: list[bytes], timestamp: int | None = None) -> Built:
         """
-        The sequencer's step: executes ``transactions`` as the next block (dropping those the
-        engine rejects), commits it and makes it the head. The changes are applied to the hot
-        state in place (no copy). Raises ``ChainError`` when the store fails.
+        The sequencer's step: builds the next block from ``transactions`` with parex-chain
+        (dropping those the rules reject), commits it and makes it the head. The changes are
+        applied to the hot state in place (no copy). Raises ``ChainError`` when the store fails.
         """
         with self.write_lock:
             if self.failed:
                 raise ChainError(self.failed)
-            env = self.pending_env(timestamp)
+            head = self.head
             started = time.perf_counter()
-            txs, result, dropped = self._execute(env, transactions, drop_invalid=True, state=self.state)
-            executed = time.perf_counter()
-            with self.lock:
-                try:
-                    if result is not None:
-                        self.state.apply(result)
-                        self.roots.apply(result)
-                    state_root = self.roots.root() if result is not None else self.head.state_root
-                    rooted = time.perf_counter()
-                    record = self._record(env, txs, result, state_root, bytes(32), b"")
-                    self.state.set_block_hash(env.number, record.hash)
-                    sealed = time.perf_counter()
-                    self._commit(record, result)
-                    committed = time.perf_counter()
-                except ChainError:
-                    raise
-                except Exception as e:
-                    # The hot state may already hold this block's changes: stop building
-                    # rather than serve a state the store does not have.
-                    self.failed = f"building block {env.number} failed: {type(e).__name__}: {e}"
-                    raise ChainError(self.failed) from e
-            timings = {
-                "execute": executed - started,
-                "apply_and_root": rooted - executed,
-                "seal": sealed - rooted,
-                "commit": committed - sealed,
-            }
-            return Built(record, tuple(dropped), result, timings)
+            prepared = self._build(
+                head,
+                transactions,
+                timestamp=max(head.timestamp + 1, timestamp if timestamp is not None else int(time.time())),
+                prev_randao=bytes(32),
+                beneficiary=self.coinbase,
+                gas_limit=self.gas_limit,
+                parent_beacon_block_root=bytes(32),
+                withdrawals=(),
+                drop_invalid=True,
+            )
+            built = time.perf_counter()
+            timings = self._commit_prepared(prepared, started=built)
+            timings["build"] = built - started
+            return Built(prepared.block, prepared.dropped, prepared.result, timings)
 
     def prepare_block(
         self,
-        env: BlockEnv,
         transactions: list[bytes],
         *,
-        parent_beacon_block_root: Hash32 = bytes(32),
-        extra_data: bytes = b"",
+        timestamp: int,
+        prev_randao: Hash32,
+        beneficiary: Address,
+        gas_limit: int,
+        parent_beacon_block_root: Hash32,
+        withdrawals: tuple[Withdrawal, ...] = (),
         drop_invalid: bool = False,
     ) -> Prepared:
         """
-        Executes a block on top of the head without committing it (Engine API payloads):
-        the post-state is a copy. Raises ``_core.TransactionError`` for an invalid
-        transaction unless ``drop_invalid``.
+        Builds a block on top of the head without committing it (Engine API payloads).
+        Raises ``_core.InvalidBlock`` for a block the rules reject (an invalid transaction
+        unless ``drop_invalid``).
         """
         with self.write_lock:
-            parent = self.head
-            base = self.state.copy()
-        txs, result, dropped = self._execute(env, transactions, drop_invalid=drop_invalid, state=base)
-        post = base.copy()
-        if result is not None:
-            post.apply(result)
-        state_root = _core.state_root(post) if result is not None else parent.state_root
-        record = self._record(env, txs, result, state_root, parent_beacon_block_root, extra_data, parent=parent)
-        post.set_block_hash(env.number, record.hash)
-        return Prepared(record, result, post, tuple(dropped))
+            return self._build(
+                self.head,
+                transactions,
+                timestamp=timestamp,
+                prev_randao=prev_randao,
+                beneficiary=beneficiary,
+                gas_limit=gas_limit,
+                parent_beacon_block_root=parent_beacon_block_root,
+                withdrawals=withdrawals,
+                drop_invalid=drop_invalid,
+            )
+
+    def import_block(
+        self, rlp: bytes, transactions: list[bytes] | None, withdrawals: tuple[Withdrawal, ...] | None
+    ) -> Prepared:
+        """
+        Validates and executes a block (RLP) on top of the head, without committing it
+        (``engine_newPayload``). Raises ``_core.InvalidBlock`` naming the rule it breaks, and
+        ``ChainError`` when its parent is not the head.
+        """
+        with self.write_lock:
+            head = self.head
+            header = Header.of_block(rlp)
+            if header.parent_hash != head.hash:
+                raise ChainError(
+                    f"block {header.number}'s parent 0x{header.parent_hash.hex()} is not the head "
+                    f"0x{head.hash.hex()} (block {head.number}); parex keeps one chain and does not reorg"
+                )
+            imported = _core.import_block(
+                rlp,
+                self.head_header,
+                self.state,
+                schedule=self.schedule,
+                chain_id=self.chain_id,
+                threads=self.threads,
+                roots=self.roots,
+            )
+            return Prepared(record_of(imported, transactions, withdrawals), imported.result, ())
+
+    def import_chain(self, blocks: list[bytes]) -> int:
+        """
+        Imports and commits ``blocks`` (RLP, in order, the first a child of the head) through
+        parex-chain, as a node syncing them would; returns how many were committed. Raises
+        ``_core.InvalidBlock`` at the first block the rules reject (the blocks before it stay).
+        """
+        for rlp in blocks:
+            self.commit_prepared(self.import_block(rlp, None, None))
+        return len(blocks)
+
+    def _build(
+        self,
+        head: BlockRecord,
+        transactions: list[bytes],
+        *,
+        timestamp: int,
+        prev_randao: Hash32,
+        beneficiary: Address,
+        gas_limit: int,
+        parent_beacon_block_root: Hash32,
+        withdrawals: tuple[Withdrawal, ...],
+        drop_invalid: bool,
+    ) -> Prepared:
+        txs = list(transactions)
+        dropped: list[tuple[bytes, str]] = []
+        while True:
+            try:
+                imported = _core.build_block(
+                    self.head_header,
+                    self.state,
+                    txs,
+                    schedule=self.schedule,
+                    chain_id=self.chain_id,
+                    beneficiary=beneficiary,
+                    gas_limit=gas_limit,
+                    timestamp=timestamp,
+                    prev_randao=prev_randao,
+                    parent_beacon_block_root=parent_beacon_block_root,
+                    withdrawals=[w.as_tuple() for w in withdrawals],
+                    threads=self.threads,
+                    roots=self.roots,
+                )
+            except _core.InvalidBlock as e:
+                if not drop_invalid or e.index is None or not 0 <= e.index < len(txs):
+                    raise
+                dropped.append((txs.pop(e.index), _reason(e)))
+                continue
+            return Prepared(record_of(imported, txs, withdrawals), imported.result, tuple(dropped))
 
     def commit_prepared(self, prepared: Prepared) -> None:
         """Commits a prepared block whose parent is still the head, and makes it the head."""
+        with self.write_lock:
+            self._commit_prepared(prepared, started=time.perf_counter())
+
+    def _commit_prepared(self, prepared: Prepared, *, started: float) -> dict[str, float]:
         with self.write_lock, self.lock:
             if self.failed:
                 raise ChainError(self.failed)
-            if prepared.block.parent_hash != self.head.hash:
+            record = prepared.block
+            if record.parent_hash != self.head.hash:
                 raise ChainError(
-                    f"block {prepared.block.number} does not extend the head "
+                    f"block {record.number} does not extend the head "
                     f"0x{self.head.hash.hex()} (parex keeps one chain and does not reorg)"
                 )
-            roots = self.roots
-            if prepared.result is not None:
-                roots.apply(prepared.result)
-                if roots.root() != prepared.block.state_root:
-                    self.failed = f"state root tracker disagrees with block {prepared.block.number}"
-                    raise ChainError(self.failed)
-            self._commit(prepared.block, prepared.result)
-            self.state = prepared.post_state
-
-    def _execute(
-        self, env: BlockEnv, transactions: list[bytes], *, drop_invalid: bool, state: State
-    ) -> tuple[list[bytes], BlockResult | None, list[tuple[bytes, str]]]:
-        txs = list(transactions)
-        dropped: list[tuple[bytes, str]] = []
-        while txs:
             try:
-                return txs, _core.execute(env, txs, state, threads=self.threads), dropped
-            except _core.TransactionError as e:
-                if not drop_invalid:
-                    raise
-                index = e.index if e.index is not None else 0
-                dropped.append((txs.pop(index), e.reason or str(e)))
-        return txs, None, dropped
+                # The block's changes are absolute values: they apply to the head's state in
+                # place (no copy), as they did to the state the block was built on.
+                self.state.apply(prepared.result)
+                self.roots.apply(prepared.result)
+                if self.roots.root() != record.state_root:
+                    raise ChainError(f"state root tracker disagrees with block {record.number}")
+                self.state.set_block_hash(record.number, record.hash)
+                applied = time.perf_counter()
+                self._commit(record, prepared.result)
+                committed = time.perf_counter()
+            except ChainError as e:
+                self.failed = self.failed or str(e)
+                raise
+            except Exception as e:
+                # The hot state may already hold this block's changes: stop building
+                # rather than serve a state the store does not have.
+                self.failed = f"committing block {record.number} failed: {type(e).__name__}: {e}"
+                raise ChainError(self.failed) from e
+            self.head_header = record.header()
+            return {"apply_and_root": applied - started, "commit": committed - applied}
 
-    def _record(
-        self,
-        env: BlockEnv,
-        txs: list[bytes],
-        result: BlockResult | None,
-        state_root: Hash32,
-        parent_beacon_block_root: Hash32,
-        extra_data: bytes,
-        parent: BlockRecord | None = None,
-    ) -> BlockRecord:
-        parent = parent or self.head
-        if result is not None:
-            receipts_root = _core.receipts_root(result)
-            logs_bloom = _core.logs_bloom(result)
-            gas_used = result.gas_used
-        else:
-            receipts_root = EMPTY_ROOT
-            logs_bloom = bytes(256)
-            gas_used = 0
-        transactions_root = _core.transactions_root(txs) if txs else EMPTY_ROOT
-        decoded = [_core.decode_transaction(t, recover=False) for t in txs]
-        blob_gas_used = sum(131072 * len(info["blob_versioned_hashes"]) for info in decoded)
-        fields: dict[str, Any] = {
-            "parent_hash": parent.hash,
-            "beneficiary": env.beneficiary,
-            "state_root": state_root,
-            "transactions_root": transactions_root,
-            "receipts_root": receipts_root,
-            "logs_bloom": logs_bloom,
-            "number": env.number,
-            "gas_limit": env.gas_limit,
-            "gas_used": gas_used,
-            "timestamp": env.timestamp,
-            "extra_data": extra_data,
-            "mix_hash": env.prevrandao,
-            "base_fee_per_gas": env.base_fee,
-            "withdrawals_root": EMPTY_ROOT,
-            "blob_gas_used": blob_gas_used,
-            "excess_blob_gas": env.excess_blob_gas or 0,
-            "parent_beacon_block_root": parent_beacon_block_root,
-            "requests_hash": EMPTY_REQUESTS_HASH,
-        }
-        block_hash, rlp = _seal(fields)
-        receipts: list[ReceiptRecord] = []
-        if result is not None:
-            for receipt, info in zip(result.receipts, decoded):
-                tip = info["max_priority_fee_per_gas"]
-                cap = info["max_fee_per_gas"]
-                price = cap if tip is None else min(cap, env.base_fee + tip)
-                receipts.append(
-                    ReceiptRecord(
-                        tx_type=receipt.tx_type,
-                        success=receipt.success,
-                        gas_used=receipt.gas_used,
-                        cumulative_gas_used=receipt.cumulative_gas_used,
-                        logs=tuple((log.address, tuple(log.topics), log.data) for log in receipt.logs),
-                        contract_address=receipt.contract_address,
-                        effective_gas_price=price,
-                    )
-                )
-        return BlockRecord(
-            number=env.number,
-            hash=block_hash,
-            parent_hash=parent.hash,
-            timestamp=env.timestamp,
-            beneficiary=env.beneficiary,
-            gas_limit=env.gas_limit,
-            gas_used=gas_used,
-            base_fee=env.base_fee,
-            state_root=state_root,
-            transactions_root=transactions_root,
-            receipts_root=receipts_root,
-            logs_bloom=logs_bloom,
-            mix_hash=env.prevrandao,
-            extra_data=extra_data,
-            blob_gas_used=blob_gas_used,
-            excess_blob_gas=env.excess_blob_gas or 0,
-            size=len(rlp) + sum(len(t) for t in txs) + 8,
-            transactions=tuple(txs),
-            tx_hashes=tuple(result.tx_hashes) if result is not None else (),
-            senders=tuple(result.senders) if result is not None else (),
-            receipts=tuple(receipts),
-            parent_beacon_block_root=parent_beacon_block_root,
-        )
-
-    def _commit(self, record: BlockRecord, result: BlockResult | None) -> None:
-        """Writes ``record`` (and ``result``'s changes) in one transaction; publishes it."""
+    def _commit(self, record: BlockRecord, result: BlockResult) -> None:
+        """Writes ``record`` and ``result``'s changes in one transaction; publishes it."""
         try:
-            if result is not None:
-                self.store.commit_block(
-                    record.number, record.hash, record.encode(), list(record.tx_hashes), result=result
-                )
-            else:
-                self.store.commit_block(record.number, record.hash, record.encode(), [])
+            self.store.commit_block(
+                record.number, record.hash, record.encode(), list(record.tx_hashes), result=result
+            )
         except Exception as e:
             self.failed = f"the store failed to commit block {record.number}: {e}"
             raise ChainError(self.failed) from e
@@ -584,11 +673,47 @@ class Chain:
         self._cache(record)
 
 
+def _payload_fields(header: Header) -> dict[str, Any]:
+    return {
+        "parent_hash": header.parent_hash,
+        "beneficiary": header.beneficiary,
+        "state_root": header.state_root,
+        "receipts_root": header.receipts_root,
+        "logs_bloom": header.logs_bloom,
+        "number": header.number,
+        "gas_limit": header.gas_limit,
+        "gas_used": header.gas_used,
+        "timestamp": header.timestamp,
+        "extra_data": header.extra_data,
+        "mix_hash": header.mix_hash,
+        "base_fee_per_gas": header.base_fee_per_gas,
+        "blob_gas_used": header.blob_gas_used,
+        "excess_blob_gas": header.excess_blob_gas,
+    }
+
+
+def genesis_header(genesis: Genesis, state: State) -> Header:
+    """The genesis block's header, as parex-chain makes it for the node's fork."""
+    return _core.genesis_header(
+        state,
+        schedule=genesis.schedule,
+        gas_limit=genesis.gas_limit,
+        timestamp=genesis.timestamp,
+        extra_data=genesis.extra_data,
+        beneficiary=genesis.coinbase,
+        base_fee=genesis.base_fee,
+        mix_hash=genesis.mix_hash,
+        difficulty=genesis.difficulty,
+        nonce=genesis.nonce,
+    )
+
+
 def replay_chain(store: Store, genesis_state: State, *, threads: int = 1) -> State:
     """
-    Re-executes every block in ``store`` from ``genesis_state`` (a fresh copy is used) and
-    checks each block's state root, receipts root and gas used against its record. Returns
-    the state after the head. Raises ``ChainError`` naming the first block that differs.
+    Re-imports every block in ``store`` from ``genesis_state`` (a fresh copy is used) through
+    parex-chain, which checks every commitment of each block's header; checks each record's
+    hash against its block. Returns the state after the head. Raises ``ChainError`` naming
+    the first block that differs.
 
     This is the crash-safety oracle: whatever the store holds after a crash must be exactly
     what executing its blocks from genesis gives.
@@ -604,33 +729,26 @@ def replay_chain(store: Store, genesis_state: State, *, threads: int = 1) -> Sta
     if _core.state_root(state) != genesis.state_root:
         raise ChainError("genesis state root differs from the store's genesis block")
     state.set_block_hash(0, genesis.hash)
+    parent = genesis.header()
     for number in range(1, head + 1):
         raw = store.block(number)
         if raw is None:
             raise ChainError(f"block {number} is missing below head {head}")
         record = BlockRecord.decode(raw)
-        if record.transactions:
-            env = BlockEnv(
-                number=record.number,
-                timestamp=record.timestamp,
-                beneficiary=record.beneficiary,
-                base_fee=record.base_fee,
-                gas_limit=record.gas_limit,
-                prevrandao=record.mix_hash,
-                excess_blob_gas=record.excess_blob_gas,
+        try:
+            imported = _core.import_block(
+                record.rlp,
+                parent,
+                state,
+                schedule=config.get("schedule", FORK),
                 chain_id=config.get("chainId", 1),
-                fork=FORK,
+                threads=threads,
             )
-            result = _core.execute(env, list(record.transactions), state, threads=threads)
-            state.apply(result)
-            if result.gas_used != record.gas_used:
-                raise ChainError(f"block {number}: gas used {result.gas_used} != recorded {record.gas_used}")
-            if _core.receipts_root(result) != record.receipts_root:
-                raise ChainError(f"block {number}: receipts root differs from the record")
-        root = _core.state_root(state)
-        if root != record.state_root:
-            raise ChainError(
-                f"block {number}: state root 0x{root.hex()} != recorded 0x{record.state_root.hex()}"
-            )
+        except _core.InvalidBlock as e:
+            raise ChainError(f"block {number}: {_reason(e)}") from e
+        if imported.hash != record.hash:
+            raise ChainError(f"block {number}: record hash 0x{record.hash.hex()} is not its block's")
+        state.apply(imported.result)
         state.set_block_hash(number, record.hash)
+        parent = imported.header
     return state

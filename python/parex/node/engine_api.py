@@ -27,10 +27,10 @@ from starlette.routing import Route
 
 from .. import __version__, _core
 from .._core import ParexError
-from .chain import BlockRecord, Chain, ChainError, Prepared, next_base_fee, next_excess_blob_gas
+from .chain import BlockRecord, Chain, ChainError, Prepared, Withdrawal, next_base_fee
 from .blobs import BLOB_PARAMS, GAS_PER_BLOB, BlobSidecar, blob_base_fee, next_blob_base_fee
 from .mempool import Mempool
-from .rpc import Rpc, RpcError, parse_data, parse_qty
+from .rpc import Rpc, RpcError, parse_data, parse_qty, withdrawal_json
 
 IAT_WINDOW_SECONDS = 60
 CAPABILITIES = [
@@ -196,47 +196,53 @@ class EngineApi:
             beacon_root = parse_data(
                 attributes.get("parentBeaconBlockRoot", "0x" + "00" * 32), 1, "parentBeaconBlockRoot", 32
             )
+            withdrawals = parse_withdrawals(attributes.get("withdrawals") or [], 1)
             forced = [parse_data(t, 1, "transactions") for t in attributes.get("transactions") or []]
-            gas_limit = (
+            gas_limit = bounded_gas_limit(
+                head.gas_limit,
                 parse_qty(attributes["gasLimit"], 1, "gasLimit", 64)
                 if attributes.get("gasLimit") is not None
-                else self.chain.gas_limit
+                else self.chain.gas_limit,
             )
         except RpcError as e:
             raise EngineError(INVALID_PAYLOAD_ATTRIBUTES, e.message) from None
-        if attributes.get("withdrawals"):
-            raise EngineError(INVALID_PAYLOAD_ATTRIBUTES, "withdrawals are not supported by parex")
         if timestamp <= head.timestamp:
             raise EngineError(
                 INVALID_PAYLOAD_ATTRIBUTES,
                 f"timestamp {timestamp} is not after the head's {head.timestamp}",
             )
-        env = self.chain.pending_env(timestamp).replace(
-            timestamp=timestamp, prevrandao=prev_randao, beneficiary=fee_recipient, gas_limit=gas_limit
-        )
+
+        def prepare(txs: list[bytes], drop_invalid: bool) -> Prepared:
+            return self.chain.prepare_block(
+                txs,
+                timestamp=timestamp,
+                prev_randao=prev_randao,
+                beneficiary=fee_recipient,
+                gas_limit=gas_limit,
+                parent_beacon_block_root=beacon_root,
+                withdrawals=withdrawals,
+                drop_invalid=drop_invalid,
+            )
+
         try:
-            forced_part = self.chain.prepare_block(env, forced, parent_beacon_block_root=beacon_root)
+            forced_part = prepare(forced, False)
         except ParexError as e:
-            raise EngineError(INVALID_PAYLOAD_ATTRIBUTES, f"invalid transaction in attributes: {e}") from None
+            raise EngineError(INVALID_PAYLOAD_ATTRIBUTES, f"invalid payload attributes: {e}") from None
         txs = list(forced)
         if not attributes.get("noTxPool"):
             pool = self.mempool.select(
                 self._nonce_after(forced_part),
-                env.base_fee,
+                forced_part.block.base_fee,
                 gas_limit - forced_part.block.gas_used,
                 20_000,
-                blob_base_fee=blob_base_fee(env.excess_blob_gas or 0),
+                blob_base_fee=blob_base_fee(forced_part.block.excess_blob_gas),
                 max_blobs=max(BLOB_PARAMS.max - forced_part.block.blob_gas_used // GAS_PER_BLOB, 0),
             )
             txs += [t.raw for t in pool if t.raw not in set(forced)]
             sidecars = {t.hash: t.sidecar for t in pool if t.sidecar is not None}
         else:
             sidecars = {}
-        prepared = (
-            forced_part
-            if len(txs) == len(forced)
-            else self.chain.prepare_block(env, txs, parent_beacon_block_root=beacon_root, drop_invalid=True)
-        )
+        prepared = forced_part if len(txs) == len(forced) else prepare(txs, True)
         payload_id = _core.keccak256(prepared.block.hash + timestamp.to_bytes(8, "big"))[:8]
         with self._lock:
             self._payloads[payload_id] = prepared
@@ -246,10 +252,13 @@ class EngineApi:
                 self._sidecars.pop(evicted, None)
         return "0x" + payload_id.hex()
 
-    @staticmethod
-    def _nonce_after(prepared: Prepared) -> Callable[[bytes], int]:
+    def _nonce_after(self, prepared: Prepared) -> Callable[[bytes], int]:
+        with self.chain.lock:
+            post = self.chain.state.copy()
+        post.apply(prepared.result)
+
         def nonce(sender: bytes) -> int:
-            account = prepared.post_state.get_account(sender)
+            account = post.get_account(sender)
             return 0 if account is None else account[1]
 
         return nonce
@@ -272,109 +281,101 @@ class EngineApi:
             "shouldOverrideBuilder": False,
         }
         if version >= 4:
-            out["executionRequests"] = []
+            out["executionRequests"] = ["0x" + r.hex() for r in block.requests]
         return out
 
     def new_payload(self, params: list[Any], *, version: int) -> dict[str, Any]:
         if not params or not isinstance(params[0], dict):
             raise RpcError(-32602, "invalid argument 0: expected an execution payload")
         payload = params[0]
+        head = self.chain.head
         try:
             block_hash = parse_data(payload.get("blockHash"), 0, "blockHash", 32)
-            parent_hash = parse_data(payload.get("parentHash"), 0, "parentHash", 32)
             beacon_root = parse_data(params[2] if len(params) > 2 else None, 2, "parentBeaconBlockRoot", 32)
-            number = parse_qty(payload.get("blockNumber"), 0, "blockNumber", 64)
-            timestamp = parse_qty(payload.get("timestamp"), 0, "timestamp", 64)
-            gas_limit = parse_qty(payload.get("gasLimit"), 0, "gasLimit", 64)
-            gas_used = parse_qty(payload.get("gasUsed"), 0, "gasUsed", 64)
-            base_fee = parse_qty(payload.get("baseFeePerGas"), 0, "baseFeePerGas", 64)
-            excess_blob_gas = parse_qty(payload.get("excessBlobGas", "0x0"), 0, "excessBlobGas", 64)
-            prev_randao = parse_data(payload.get("prevRandao"), 0, "prevRandao", 32)
-            fee_recipient = parse_data(payload.get("feeRecipient"), 0, "feeRecipient", 20)
-            extra_data = parse_data(payload.get("extraData", "0x"), 0, "extraData")
-            state_root = parse_data(payload.get("stateRoot"), 0, "stateRoot", 32)
-            receipts_root = parse_data(payload.get("receiptsRoot"), 0, "receiptsRoot", 32)
+            fields = {
+                "parent_hash": parse_data(payload.get("parentHash"), 0, "parentHash", 32),
+                "beneficiary": parse_data(payload.get("feeRecipient"), 0, "feeRecipient", 20),
+                "state_root": parse_data(payload.get("stateRoot"), 0, "stateRoot", 32),
+                "receipts_root": parse_data(payload.get("receiptsRoot"), 0, "receiptsRoot", 32),
+                "logs_bloom": parse_data(payload.get("logsBloom"), 0, "logsBloom", 256),
+                "mix_hash": parse_data(payload.get("prevRandao"), 0, "prevRandao", 32),
+                "number": parse_qty(payload.get("blockNumber"), 0, "blockNumber", 64),
+                "gas_limit": parse_qty(payload.get("gasLimit"), 0, "gasLimit", 64),
+                "gas_used": parse_qty(payload.get("gasUsed"), 0, "gasUsed", 64),
+                "timestamp": parse_qty(payload.get("timestamp"), 0, "timestamp", 64),
+                "extra_data": parse_data(payload.get("extraData", "0x"), 0, "extraData"),
+                "base_fee_per_gas": parse_qty(payload.get("baseFeePerGas"), 0, "baseFeePerGas", 64),
+                "blob_gas_used": parse_qty(payload.get("blobGasUsed"), 0, "blobGasUsed", 64),
+                "excess_blob_gas": parse_qty(payload.get("excessBlobGas"), 0, "excessBlobGas", 64),
+            }
             txs_doc = payload.get("transactions")
             if not isinstance(txs_doc, list):
                 raise RpcError(-32602, "invalid argument 0: transactions must be an array")
             txs = [parse_data(t, 0, "transactions") for t in txs_doc]
+            if not isinstance(payload.get("withdrawals"), list):
+                raise RpcError(-32602, "invalid argument 0: withdrawals must be an array (V3 payloads have them)")
+            withdrawals = parse_withdrawals(payload["withdrawals"], 0)
+            # The node runs Prague rules from genesis: a V3 payload (op-node before Isthmus)
+            # is taken as a block without execution requests.
+            requests: list[bytes] = []
+            if version >= 4:
+                if len(params) < 4 or not isinstance(params[3], list):
+                    raise RpcError(-32602, "invalid argument 3: expected executionRequests, an array")
+                requests = [parse_data(r, 3, "executionRequests") for r in params[3]]
+                if any(len(r) <= 1 for r in requests):
+                    raise RpcError(-32602, "invalid argument 3: an execution request is a type byte and data")
+                if [r[0] for r in requests] != sorted({r[0] for r in requests}):
+                    raise RpcError(-32602, "invalid argument 3: execution requests must be in strictly ascending type order")
+            expected_doc = params[1] if len(params) > 1 else None
+            if not isinstance(expected_doc, list):
+                raise RpcError(-32602, "invalid argument 1: expected expectedBlobVersionedHashes, an array")
+            expected_hashes = [parse_data(h, 1, "expectedBlobVersionedHashes", 32) for h in expected_doc]
+            rlp = _core.payload_block(
+                fields, txs, withdrawals=[w.as_tuple() for w in withdrawals],
+                parent_beacon_block_root=beacon_root, requests=requests,
+            )
         except RpcError as e:
             return _status("INVALID", None, e.message)
-        if payload.get("withdrawals"):
-            return _status("INVALID", None, "withdrawals are not supported by parex")
-        expected_hashes = params[1] if len(params) > 1 else None
-        if isinstance(expected_hashes, list):
-            # Engine API V3: the block's blob versioned hashes, in order, must be these.
-            try:
-                ours = [
-                    "0x" + h.hex()
-                    for t in txs
-                    for h in _core.decode_transaction(t, recover=False)["blob_versioned_hashes"]
-                ]
-            except ParexError as e:
-                return _status("INVALID", None, f"invalid transaction: {e}")
-            if [str(h).lower() for h in expected_hashes] != ours:
-                return _status("INVALID", None, "blob versioned hashes do not match the expected ones")
-        if version >= 4 and len(params) > 3 and params[3]:
-            return _status("INVALID", None, "execution requests are not supported by parex")
+        except ParexError as e:
+            return _status("INVALID", None, f"malformed payload: {e}")
+        computed_hash = _core.Header.of_block(rlp).hash
+        if computed_hash != block_hash:
+            return _status(
+                "INVALID",
+                None,
+                f"blockhash mismatch: computed 0x{computed_hash.hex()}, payload 0x{block_hash.hex()}",
+            )
+        carried = _blob_versioned_hashes(txs)
+        if carried is not None and carried != expected_hashes:
+            return _status(
+                "INVALID",
+                None,
+                f"blob versioned hashes: the transactions carry {len(carried)}, "
+                f"expectedBlobVersionedHashes lists {len(expected_hashes)}, and they differ",
+            )
         if self.chain.block_by_hash(block_hash) is not None:
             return _status("VALID", block_hash)
         with self._lock:
             built = next((p for p in self._payloads.values() if p.block.hash == block_hash), None)
-        if built is not None and not _same_payload(payload_json(built.block), payload):
-            built = None  # our hash on other contents: validate it in full (and refuse it)
-        head = self.chain.head
-        if built is None:
+        # A payload this node built has the same hash, hence the same header and body (the
+        # hash commits to the transactions, withdrawals and requests): it was built under
+        # the rules already.
+        if built is None or built.block.parent_hash != head.hash:
+            parent_hash = fields["parent_hash"]
+            assert isinstance(parent_hash, bytes)
             parent = self.chain.block_by_hash(parent_hash)
             if parent is None:
-                return _status("INVALID", None, f"unknown parent 0x{parent_hash.hex()}")
+                return _status("SYNCING", None)
             if parent.hash != head.hash:
                 return _status(
                     "INVALID", head.hash, f"parent block {parent.number} is not the head; parex does not reorg"
                 )
-            problems = []
-            if number != parent.number + 1:
-                problems.append(f"block number {number} does not follow parent {parent.number}")
-            if timestamp <= parent.timestamp:
-                problems.append(f"timestamp {timestamp} is not after the parent's {parent.timestamp}")
-            if base_fee != next_base_fee(parent):
-                problems.append(f"base fee {base_fee}, expected {next_base_fee(parent)}")
-            if excess_blob_gas != next_excess_blob_gas(parent):
-                problems.append(f"excess blob gas {excess_blob_gas}, expected {next_excess_blob_gas(parent)}")
-            if gas_used > gas_limit:
-                problems.append(f"gas used {gas_used} exceeds the gas limit {gas_limit}")
-            if problems:
-                return _status("INVALID", head.hash, "; ".join(problems))
-            env = self.chain.pending_env(timestamp).replace(
-                number=number,
-                timestamp=timestamp,
-                prevrandao=prev_randao,
-                beneficiary=fee_recipient,
-                gas_limit=gas_limit,
-                base_fee=base_fee,
-                excess_blob_gas=excess_blob_gas,
-            )
             try:
-                built = self.chain.prepare_block(
-                    env, txs, parent_beacon_block_root=beacon_root, extra_data=extra_data
-                )
-            except ParexError as e:
-                return _status("INVALID", head.hash, f"invalid transaction: {e}")
-            block = built.block
-            for name, got, want in (
-                ("gas used", block.gas_used, gas_used),
-                ("state root", block.state_root, state_root),
-                ("receipts root", block.receipts_root, receipts_root),
-            ):
-                if got != want:
-                    shown = (lambda v: "0x" + v.hex()) if isinstance(got, bytes) else str
-                    return _status("INVALID", head.hash, f"{name} mismatch: computed {shown(got)}, payload {shown(want)}")
-        if built.block.hash != block_hash:
-            return _status(
-                "INVALID",
-                head.hash,
-                f"blockhash mismatch: computed 0x{built.block.hash.hex()}, payload 0x{block_hash.hex()}",
-            )
+                built = self.chain.import_block(rlp, txs, withdrawals)
+            except _core.InvalidBlock as e:
+                return _status("INVALID", head.hash, f"{e.exception}: {e.reason}")
+            except ChainError as e:
+                return _status("INVALID", head.hash, str(e))
         try:
             self.chain.commit_prepared(built)
         except ChainError as e:
@@ -414,20 +415,48 @@ def blobs_bundle(block: BlockRecord, sidecars: dict[bytes, BlobSidecar]) -> dict
     return bundle
 
 
-def _same_payload(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
-    def norm(value: Any) -> Any:
-        if isinstance(value, str):
-            if value.startswith("0x") and 2 < len(value) <= 18:
-                try:
-                    return int(value, 16)
-                except ValueError:
-                    return value
-            return value.lower()
-        if isinstance(value, list):
-            return [norm(v) for v in value]
-        return value
+GAS_LIMIT_BOUND_DIVISOR = 1024
 
-    return all(norm(theirs.get(key)) == norm(value) for key, value in ours.items())
+
+def _blob_versioned_hashes(txs: list[bytes]) -> list[bytes] | None:
+    """The blob versioned hashes of ``txs`` in order; ``None`` when one does not decode (the
+    import then rejects the block and names the transaction)."""
+    try:
+        decoded = [_core.decode_transaction(t, recover=False) for t in txs]
+    except ParexError:
+        return None
+    return [h for info in decoded for h in info["blob_versioned_hashes"]]
+
+
+def bounded_gas_limit(parent: int, desired: int) -> int:
+    """
+    The gas limit of the block after one with ``parent``'s, as close to ``desired`` as the
+    header rule allows (it moves by less than ``parent // 1024`` a block), as geth's
+    ``CalcGasLimit`` steps a miner's target: a requested ``gasLimit`` is reached over blocks.
+    """
+    step = max(parent // GAS_LIMIT_BOUND_DIVISOR - 1, 0)
+    if desired > parent:
+        return min(desired, parent + step)
+    return max(desired, parent - step, 5000)
+
+
+def parse_withdrawals(doc: Any, index: int) -> tuple[Withdrawal, ...]:
+    """EIP-4895 withdrawals of a payload or payload attributes (JSON objects)."""
+    if not isinstance(doc, list):
+        raise RpcError(-32602, f"invalid argument {index}: withdrawals must be an array")
+    out = []
+    for i, w in enumerate(doc):
+        if not isinstance(w, dict):
+            raise RpcError(-32602, f"invalid argument {index}: withdrawals[{i}] must be an object")
+        out.append(
+            Withdrawal(
+                index=parse_qty(w.get("index"), index, f"withdrawals[{i}].index", 64),
+                validator_index=parse_qty(w.get("validatorIndex"), index, f"withdrawals[{i}].validatorIndex", 64),
+                address=parse_data(w.get("address"), index, f"withdrawals[{i}].address", 20),
+                amount=parse_qty(w.get("amount"), index, f"withdrawals[{i}].amount", 64),
+            )
+        )
+    return tuple(out)
 
 
 def payload_json(block: BlockRecord) -> dict[str, Any]:
@@ -447,7 +476,7 @@ def payload_json(block: BlockRecord) -> dict[str, Any]:
         "baseFeePerGas": hex(block.base_fee),
         "blockHash": "0x" + block.hash.hex(),
         "transactions": ["0x" + t.hex() for t in block.transactions],
-        "withdrawals": [],
+        "withdrawals": [withdrawal_json(w) for w in block.withdrawals],
         "blobGasUsed": hex(block.blob_gas_used),
         "excessBlobGas": hex(block.excess_blob_gas),
     }

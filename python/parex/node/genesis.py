@@ -15,6 +15,7 @@ from typing import Any
 
 from eth_account import Account as EthAccount
 
+from .. import _core
 from .._core import State
 from ..engine import Address
 
@@ -57,6 +58,11 @@ class Genesis:
     coinbase: Address
     alloc: dict[Address, GenesisAccount]
     dev_accounts: tuple[DevAccount, ...] = ()
+    schedule: str = FORK
+    """The fork schedule (parex's syntax; a geth ``config``'s forks, else Prague from genesis)."""
+    difficulty: int = 0
+    mix_hash: bytes = bytes(32)
+    nonce: int = 0
 
     def state(self) -> State:
         """The genesis state."""
@@ -77,8 +83,51 @@ class Genesis:
                 "timestamp": self.timestamp,
                 "extraData": "0x" + self.extra_data.hex(),
                 "coinbase": "0x" + self.coinbase.hex(),
+                "schedule": self.schedule,
             }
         ).encode()
+
+
+GETH_FORK_KEYS: tuple[tuple[str, str], ...] = (
+    ("homesteadBlock", "Homestead"),
+    ("eip150Block", "TangerineWhistle"),
+    ("eip158Block", "SpuriousDragon"),
+    ("byzantiumBlock", "Byzantium"),
+    ("constantinopleBlock", "Constantinople"),
+    ("petersburgBlock", "Petersburg"),
+    ("istanbulBlock", "Istanbul"),
+    ("muirGlacierBlock", "MuirGlacier"),
+    ("berlinBlock", "Berlin"),
+    ("londonBlock", "London"),
+    ("arrowGlacierBlock", "ArrowGlacier"),
+    ("grayGlacierBlock", "GrayGlacier"),
+    ("mergeNetsplitBlock", "Paris"),
+    ("shanghaiTime", "Shanghai"),
+    ("cancunTime", "Cancun"),
+    ("pragueTime", "Prague"),
+    ("osakaTime", "Osaka"),
+)
+"""geth genesis ``config`` keys and the parex fork each activates (``...Time``: by timestamp)."""
+
+
+def schedule_from_geth_config(config: dict[str, Any]) -> tuple[str, list[str]]:
+    """
+    The parex fork schedule (``"Frontier@0,Homestead@0,...,Shanghai@t390"``) of a geth genesis
+    ``config``, and the config's fork keys parex does not model (the blob-parameter-only
+    ``bpo1Time``... forks, which keep the rules of the fork before them). The Merge is
+    ``mergeNetsplitBlock``, or genesis when ``terminalTotalDifficulty`` is 0.
+    """
+    entries = ["Frontier@0"]
+    for key, fork in GETH_FORK_KEYS:
+        value = config.get(key)
+        if value is None:
+            continue
+        at = _int(value, f"config.{key}")
+        entries.append(f"{fork}@t{at}" if key.endswith("Time") else f"{fork}@{at}")
+    if config.get("mergeNetsplitBlock") is None and config.get("terminalTotalDifficulty") in (0, "0", "0x0"):
+        entries.append("Paris@0")
+    unmodelled = sorted(k for k in config if k.startswith("bpo") and k.endswith("Time"))
+    return ",".join(entries), unmodelled
 
 
 def dev_accounts(
@@ -93,6 +142,34 @@ def dev_accounts(
     return tuple(out)
 
 
+def system_contract_alloc() -> dict[Address, GenesisAccount]:
+    """The Prague system contracts (EIP-4788, 2935, 7002, 7251) as genesis accounts."""
+    return {address: GenesisAccount(nonce=1, code=code) for address, code in _core.system_contracts()}
+
+
+REQUIRED_SYSTEM_CONTRACTS = {
+    bytes.fromhex("00000961ef480eb55e80d19ad83579a64c007002"): "EIP-7002 withdrawal requests",
+    bytes.fromhex("0000bbddc7ce488642fb579f8b00f3a590007251"): "EIP-7251 consolidation requests",
+}
+"""Prague calls these after every block and rejects a block where one has no code."""
+
+
+def check_system_contracts(alloc: dict[Address, GenesisAccount]) -> None:
+    """Raises ``GenesisError`` when a system contract Prague requires has no code."""
+    missing = [
+        f"0x{address.hex()} ({what})"
+        for address, what in REQUIRED_SYSTEM_CONTRACTS.items()
+        if not (alloc.get(address) or GenesisAccount()).code
+    ]
+    if missing:
+        raise GenesisError(
+            "alloc: Prague requires the system contracts "
+            + ", ".join(missing)
+            + "; deploy them in the genesis (their code is in the EIPs; `parex node` without "
+            "--genesis deploys all four)"
+        )
+
+
 def dev_genesis(chain_id: int = DEFAULT_CHAIN_ID, gas_limit: int = DEFAULT_GAS_LIMIT) -> Genesis:
     accounts = dev_accounts()
     return Genesis(
@@ -102,7 +179,10 @@ def dev_genesis(chain_id: int = DEFAULT_CHAIN_ID, gas_limit: int = DEFAULT_GAS_L
         timestamp=0,
         extra_data=b"",
         coinbase=bytes(20),
-        alloc={a.address: GenesisAccount(balance=DEV_BALANCE) for a in accounts},
+        alloc={
+            **system_contract_alloc(),
+            **{a.address: GenesisAccount(balance=DEV_BALANCE) for a in accounts},
+        },
         dev_accounts=accounts,
     )
 
@@ -140,6 +220,11 @@ def _bytes(value: Any, name: str, size: int | None = None) -> bytes:
             raise GenesisError(f"{name}: expected {size} bytes, got {len(raw)}")
         raw = raw.rjust(size, b"\0")
     return raw
+
+
+def _or(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` where the file has null or nothing."""
+    return default if value is None else value
 
 
 def load_genesis(
@@ -187,16 +272,29 @@ def load_genesis(
             },
         )
     file_chain_id = config.get("chainId")
-    return Genesis(
+    has_forks = any(key in config for key, _ in GETH_FORK_KEYS)
+    schedule = schedule_from_geth_config(config)[0] if has_forks else FORK
+    genesis = Genesis(
         chain_id=chain_id
         if chain_id is not None
         else (_int(file_chain_id, "config.chainId") if file_chain_id is not None else DEFAULT_CHAIN_ID),
         gas_limit=gas_limit
         if gas_limit is not None
         else _int(doc.get("gasLimit", DEFAULT_GAS_LIMIT), "gasLimit"),
-        base_fee=_int(doc.get("baseFeePerGas", INITIAL_BASE_FEE), "baseFeePerGas"),
+        base_fee=_int(_or(doc.get("baseFeePerGas"), INITIAL_BASE_FEE), "baseFeePerGas"),
         timestamp=_int(doc.get("timestamp", 0), "timestamp"),
         extra_data=_bytes(doc.get("extraData", "0x"), "extraData"),
         coinbase=_bytes(doc.get("coinbase", "0x" + "00" * 20), "coinbase", 20),
         alloc=alloc,
+        schedule=schedule,
+        difficulty=_int(doc.get("difficulty", 0), "difficulty"),
+        mix_hash=_bytes(doc.get("mixHash", "0x" + "00" * 32), "mixHash", 32),
+        nonce=_int(doc.get("nonce", 0), "nonce"),
     )
+    try:
+        genesis_fork = _core.fork_at(schedule, 0, genesis.timestamp)
+    except ValueError as e:
+        raise GenesisError(f"config: {e}") from None
+    if genesis_fork in ("Prague", "Osaka"):
+        check_system_contracts(alloc)
+    return genesis

@@ -25,7 +25,7 @@ from typing import Any
 from .. import __version__, _core
 from .._core import CallInvalid, CallResult, ParexError
 from ..engine import Address, BlockEnv, Hash32
-from .chain import EMPTY_REQUESTS_HASH, EMPTY_ROOT, BlockRecord, Chain, ReceiptRecord, next_base_fee
+from .chain import BlockRecord, Chain, ReceiptRecord, Withdrawal, next_base_fee
 from .blobs import BLOB_PARAMS, GAS_PER_BLOB, blob_base_fee, next_blob_base_fee
 from .genesis import DevAccount
 from .mempool import Mempool, PoolError
@@ -73,6 +73,16 @@ def data(raw: bytes) -> str:
 
 
 # -- decoding ---------------------------------------------------------------------------
+
+
+def withdrawal_json(w: Withdrawal) -> dict[str, str]:
+    """An EIP-4895 withdrawal as the JSON-RPC and the Engine API show it."""
+    return {
+        "index": hex(w.index),
+        "validatorIndex": hex(w.validator_index),
+        "address": "0x" + w.address.hex(),
+        "amount": hex(w.amount),
+    }
 
 
 def parse_qty(value: Any, index: int, name: str = "", bits: int = 256) -> int:
@@ -346,18 +356,19 @@ class Rpc:
             txs: list[Any] = [self._tx_json(record, i) for i in range(len(record.transactions))]
         else:
             txs = [data(h) for h in record.tx_hashes]
-        return {
+        header = record.header()
+        out: dict[str, Any] = {
             "number": qty(record.number),
             "hash": data(record.hash),
             "parentHash": data(record.parent_hash),
-            "nonce": "0x0000000000000000",
+            "nonce": "0x" + header.nonce.to_bytes(8, "big").hex(),
             "sha3Uncles": data(EMPTY_UNCLES),
             "logsBloom": data(record.logs_bloom),
             "transactionsRoot": data(record.transactions_root),
             "stateRoot": data(record.state_root),
             "receiptsRoot": data(record.receipts_root),
             "miner": data(record.beneficiary),
-            "difficulty": "0x0",
+            "difficulty": qty(header.difficulty),
             "totalDifficulty": "0x0",
             "extraData": data(record.extra_data),
             "size": qty(record.size),
@@ -367,14 +378,27 @@ class Rpc:
             "transactions": txs,
             "uncles": [],
             "baseFeePerGas": qty(record.base_fee),
-            "withdrawals": [],
-            "withdrawalsRoot": data(EMPTY_ROOT),
+            "withdrawals": [withdrawal_json(w) for w in record.withdrawals],
+            "withdrawalsRoot": data(record.withdrawals_root),
             "blobGasUsed": qty(record.blob_gas_used),
             "excessBlobGas": qty(record.excess_blob_gas),
             "parentBeaconBlockRoot": data(record.parent_beacon_block_root),
-            "requestsHash": data(EMPTY_REQUESTS_HASH),
+            "requestsHash": data(record.requests_hash),
             "mixHash": data(record.mix_hash),
         }
+        # Fields a fork introduced are absent from blocks before it, as their headers lack them.
+        for key, present in (
+            ("baseFeePerGas", header.base_fee_per_gas is not None),
+            ("withdrawals", header.withdrawals_root is not None),
+            ("withdrawalsRoot", header.withdrawals_root is not None),
+            ("blobGasUsed", header.blob_gas_used is not None),
+            ("excessBlobGas", header.excess_blob_gas is not None),
+            ("parentBeaconBlockRoot", header.parent_beacon_block_root is not None),
+            ("requestsHash", header.requests_hash is not None),
+        ):
+            if not present:
+                del out[key]
+        return out
 
     def get_block_by_number(self, params: list[Any]) -> dict[str, Any] | None:
         number = self._block_number(self._arg(params, 0, "number"), 0)

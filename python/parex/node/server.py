@@ -5,8 +5,9 @@
 
     eth_sendRawTransaction ──► Mempool ──select──► Sequencer (every --block-time)
                                                      │  Chain.build_block:
-    RPC readers ◄── Chain (hot State + records) ◄────┘  execute (Block-STM) → roots → header
-                          │                              → ONE redb write transaction
+    RPC readers ◄── Chain (hot State + records) ◄────┘  parex-chain build_block (system
+                          │                              calls, Block-STM, requests, roots,
+                          │                              sealed header) → ONE redb write
                           └── Store (redb, chain.redb in --data-dir)
 
 One sequencer thread builds blocks; HTTP requests are served on uvicorn's event loop and run
