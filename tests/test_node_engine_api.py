@@ -167,7 +167,9 @@ def test_invalid_payloads(driven: NodeProcess) -> None:
     # Every payload below carries its correct block hash (re-sealed independently of
     # parex), so the node must reject it for what was changed, naming the rule.
     orphan = resealed(payload, BEACON_ROOT, parentHash="0x" + "34" * 32)
-    assert insert(driven, orphan)["status"] == "SYNCING"  # an unknown parent: not judged
+    status = insert(driven, orphan)
+    assert status["status"] == "INVALID" and status["latestValidHash"] is None
+    assert "unknown parent 0x" + "34" * 32 in status["validationError"]
 
     wrong_chain = resealed(payload, BEACON_ROOT, transactions=[transfer(0, chain_id=1)])
     status = insert(driven, wrong_chain)

@@ -365,7 +365,13 @@ class EngineApi:
             assert isinstance(parent_hash, bytes)
             parent = self.chain.block_by_hash(parent_hash)
             if parent is None:
-                return _status("SYNCING", None)
+                # The Engine API allows SYNCING here, for a node that can fetch the parent;
+                # parex has no sync to fetch it with, so the payload can never be judged: say so.
+                return _status(
+                    "INVALID",
+                    None,
+                    f"unknown parent 0x{parent_hash.hex()}: parex keeps one chain and cannot sync it",
+                )
             if parent.hash != head.hash:
                 return _status(
                     "INVALID", head.hash, f"parent block {parent.number} is not the head; parex does not reorg"
