@@ -79,6 +79,18 @@ class Withdrawal:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockAttributes:
+    """What the proposer decides about the next block; parex-chain derives the rest."""
+
+    timestamp: int
+    beneficiary: Address
+    gas_limit: int
+    prev_randao: Hash32 = bytes(32)
+    parent_beacon_block_root: Hash32 = bytes(32)
+    withdrawals: tuple[Withdrawal, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class BlockRecord:
     """A committed block: header fields, transactions and receipts."""
 
@@ -499,33 +511,19 @@ class Chain:
                 raise ChainError(self.failed)
             head = self.head
             started = time.perf_counter()
-            prepared = self._build(
-                head,
-                transactions,
+            attributes = BlockAttributes(
                 timestamp=max(head.timestamp + 1, timestamp if timestamp is not None else int(time.time())),
-                prev_randao=bytes(32),
                 beneficiary=self.coinbase,
                 gas_limit=self.gas_limit,
-                parent_beacon_block_root=bytes(32),
-                withdrawals=(),
-                drop_invalid=True,
             )
+            prepared = self._build(transactions, attributes, drop_invalid=True)
             built = time.perf_counter()
             timings = self._commit_prepared(prepared, started=built)
             timings["build"] = built - started
             return Built(prepared.block, prepared.dropped, prepared.result, timings)
 
     def prepare_block(
-        self,
-        transactions: list[bytes],
-        *,
-        timestamp: int,
-        prev_randao: Hash32,
-        beneficiary: Address,
-        gas_limit: int,
-        parent_beacon_block_root: Hash32,
-        withdrawals: tuple[Withdrawal, ...] = (),
-        drop_invalid: bool = False,
+        self, transactions: list[bytes], attributes: BlockAttributes, *, drop_invalid: bool = False
     ) -> Prepared:
         """
         Builds a block on top of the head without committing it (Engine API payloads).
@@ -533,17 +531,7 @@ class Chain:
         unless ``drop_invalid``).
         """
         with self.write_lock:
-            return self._build(
-                self.head,
-                transactions,
-                timestamp=timestamp,
-                prev_randao=prev_randao,
-                beneficiary=beneficiary,
-                gas_limit=gas_limit,
-                parent_beacon_block_root=parent_beacon_block_root,
-                withdrawals=withdrawals,
-                drop_invalid=drop_invalid,
-            )
+            return self._build(transactions, attributes, drop_invalid=drop_invalid)
 
     def import_block(
         self, rlp: bytes, transactions: list[bytes] | None, withdrawals: tuple[Withdrawal, ...] | None
@@ -583,18 +571,9 @@ class Chain:
         return len(blocks)
 
     def _build(
-        self,
-        head: BlockRecord,
-        transactions: list[bytes],
-        *,
-        timestamp: int,
-        prev_randao: Hash32,
-        beneficiary: Address,
-        gas_limit: int,
-        parent_beacon_block_root: Hash32,
-        withdrawals: tuple[Withdrawal, ...],
-        drop_invalid: bool,
+        self, transactions: list[bytes], attributes: BlockAttributes, *, drop_invalid: bool
     ) -> Prepared:
+        """Builds on the head with parex-chain, dropping (if told) each transaction it rejects."""
         txs = list(transactions)
         dropped: list[tuple[bytes, str]] = []
         while True:
@@ -605,12 +584,12 @@ class Chain:
                     txs,
                     schedule=self.schedule,
                     chain_id=self.chain_id,
-                    beneficiary=beneficiary,
-                    gas_limit=gas_limit,
-                    timestamp=timestamp,
-                    prev_randao=prev_randao,
-                    parent_beacon_block_root=parent_beacon_block_root,
-                    withdrawals=[w.as_tuple() for w in withdrawals],
+                    beneficiary=attributes.beneficiary,
+                    gas_limit=attributes.gas_limit,
+                    timestamp=attributes.timestamp,
+                    prev_randao=attributes.prev_randao,
+                    parent_beacon_block_root=attributes.parent_beacon_block_root,
+                    withdrawals=[w.as_tuple() for w in attributes.withdrawals],
                     threads=self.threads,
                     roots=self.roots,
                 )
@@ -619,7 +598,9 @@ class Chain:
                     raise
                 dropped.append((txs.pop(e.index), _reason(e)))
                 continue
-            return Prepared(record_of(imported, txs, withdrawals), imported.result, tuple(dropped))
+            return Prepared(
+                record_of(imported, txs, attributes.withdrawals), imported.result, tuple(dropped)
+            )
 
     def commit_prepared(self, prepared: Prepared) -> None:
         """Commits a prepared block whose parent is still the head, and makes it the head."""

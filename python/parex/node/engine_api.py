@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from .. import __version__, _core
 from .._core import ParexError
-from .chain import BlockRecord, Chain, ChainError, Prepared, Withdrawal, next_base_fee
+from .chain import BlockAttributes, BlockRecord, Chain, ChainError, Prepared, Withdrawal, next_base_fee
 from .blobs import BLOB_PARAMS, GAS_PER_BLOB, BlobSidecar, blob_base_fee, next_blob_base_fee
 from .mempool import Mempool
 from .rpc import Rpc, RpcError, parse_data, parse_qty, withdrawal_json
@@ -212,17 +212,17 @@ class EngineApi:
                 f"timestamp {timestamp} is not after the head's {head.timestamp}",
             )
 
+        block_attributes = BlockAttributes(
+            timestamp=timestamp,
+            beneficiary=fee_recipient,
+            gas_limit=gas_limit,
+            prev_randao=prev_randao,
+            parent_beacon_block_root=beacon_root,
+            withdrawals=withdrawals,
+        )
+
         def prepare(txs: list[bytes], drop_invalid: bool) -> Prepared:
-            return self.chain.prepare_block(
-                txs,
-                timestamp=timestamp,
-                prev_randao=prev_randao,
-                beneficiary=fee_recipient,
-                gas_limit=gas_limit,
-                parent_beacon_block_root=beacon_root,
-                withdrawals=withdrawals,
-                drop_invalid=drop_invalid,
-            )
+            return self.chain.prepare_block(txs, block_attributes, drop_invalid=drop_invalid)
 
         try:
             forced_part = prepare(forced, False)
