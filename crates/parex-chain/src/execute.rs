@@ -93,16 +93,20 @@ pub fn block_env(spec: &ChainSpec, header: &Header, fork: Fork) -> BlockEnv {
     }
 }
 
-fn mismatch(
+/// Fails with `exception` when `header`'s value of `what` is not what the block computes.
+fn ensure_same<T: PartialEq + std::fmt::Debug>(
     exception: crate::Exception,
     what: &str,
-    header: impl std::fmt::Debug,
-    computed: impl std::fmt::Debug,
-) -> ChainError {
-    ChainError::invalid(
+    header: T,
+    computed: T,
+) -> Result<(), ChainError> {
+    if header == computed {
+        return Ok(());
+    }
+    Err(ChainError::invalid(
         exception,
         format!("{what}: header has {header:?}, block computes {computed:?}"),
-    )
+    ))
 }
 
 /// Validates and executes `block` on top of `parent` and `state` (the state after `parent`,
@@ -291,16 +295,14 @@ fn process<S: StateViewRef + StateCommitment>(
 
     // The transactions, on the engine.
     let mut result = execute_prepared(&prepared, &Overlay::new(state, &changes), config)?;
-    if fork >= Fork::Cancun {
-        let used = prepared.blob_gas_used();
-        if checking && header.blob_gas_used != Some(used) {
-            return Err(mismatch(
-                block::INCORRECT_BLOB_GAS_USED,
-                "blob gas used",
-                header.blob_gas_used,
-                used,
-            ));
-        }
+    let blob_gas_used = (fork >= Fork::Cancun).then(|| prepared.blob_gas_used());
+    if checking && blob_gas_used.is_some() {
+        ensure_same(
+            block::INCORRECT_BLOB_GAS_USED,
+            "blob gas used",
+            header.blob_gas_used,
+            blob_gas_used,
+        )?;
     }
     // Before Byzantium a receipt commits to the state root after its transaction, which a
     // block executed as a whole does not produce: replay the transactions one at a time on
@@ -310,13 +312,13 @@ fn process<S: StateViewRef + StateCommitment>(
     } else {
         None
     };
-    if checking && result.gas_used != header.gas_used {
-        return Err(mismatch(
+    if checking {
+        ensure_same(
             block::INVALID_GAS_USED,
             "gas used",
             header.gas_used,
             result.gas_used,
-        ));
+        )?;
     }
     merge_changes(&mut changes, std::mem::take(&mut result.changes));
 
@@ -368,58 +370,58 @@ fn process<S: StateViewRef + StateCommitment>(
                 requests.push_request(request);
             }
         }
-        let hash = requests.requests_hash();
-        if checking && header.requests_hash != Some(hash) {
-            return Err(mismatch(
-                block::INVALID_REQUESTS,
-                "requests hash",
-                header.requests_hash,
-                hash,
-            ));
-        }
         Some(requests)
     } else {
         None
     };
+    let requests_hash = requests.as_ref().map(|r| r.requests_hash());
+    if checking && requests_hash.is_some() {
+        ensure_same(
+            block::INVALID_REQUESTS,
+            "requests hash",
+            header.requests_hash,
+            requests_hash,
+        )?;
+    }
 
     // Commitments. C3: each is compared when importing, filled in when building.
     let mut computed = header.clone();
     computed.gas_used = result.gas_used;
-    if fork >= Fork::Cancun {
-        computed.blob_gas_used = Some(prepared.blob_gas_used());
+    if blob_gas_used.is_some() {
+        computed.blob_gas_used = blob_gas_used;
     }
-    if let Some(requests) = &requests {
-        computed.requests_hash = Some(requests.requests_hash());
+    if requests_hash.is_some() {
+        computed.requests_hash = requests_hash;
     }
     computed.receipts_root = match &post_states {
         Some(roots) => receipts_root_with_post_states(&result.receipts, roots),
         None => receipts_root(&result.receipts),
     };
-    if checking && computed.receipts_root != header.receipts_root {
-        return Err(mismatch(
+    if checking {
+        ensure_same(
             block::INVALID_RECEIPTS_ROOT,
             "receipts root",
             header.receipts_root,
             computed.receipts_root,
-        ));
+        )?;
     }
     computed.logs_bloom = block_logs_bloom(&result.receipts);
-    if checking && computed.logs_bloom != header.logs_bloom {
-        return Err(mismatch(
+    if checking {
+        ensure_same(
             block::INVALID_LOG_BLOOM,
             "logs bloom",
             header.logs_bloom,
             computed.logs_bloom,
-        ));
+        )?;
     }
     computed.state_root = state.state_root_after(&changes)?;
-    if checking && computed.state_root != header.state_root {
-        return Err(mismatch(
+    if checking {
+        ensure_same(
             block::INVALID_STATE_ROOT,
             "state root",
             header.state_root,
             computed.state_root,
-        ));
+        )?;
     }
 
     result.changes = changes;
@@ -538,14 +540,12 @@ fn empty_to(payload: &[u8]) -> bool {
 fn check_body(fork: Fork, block: &Block) -> Result<(), ChainError> {
     let header = &block.header;
     let tx_root = transactions_root(&block.transactions);
-    if tx_root != header.transactions_root {
-        return Err(mismatch(
-            block::INVALID_TRANSACTIONS_ROOT,
-            "transactions root",
-            header.transactions_root,
-            tx_root,
-        ));
-    }
+    ensure_same(
+        block::INVALID_TRANSACTIONS_ROOT,
+        "transactions root",
+        header.transactions_root,
+        tx_root,
+    )?;
     if fork >= Fork::Paris && !block.ommers.is_empty() {
         return Err(ChainError::invalid(
             block::IMPORT_IMPOSSIBLE_UNCLES_OVER_PARIS,
@@ -568,25 +568,21 @@ fn check_body(fork: Fork, block: &Block) -> Result<(), ChainError> {
         }
     }
     let ommers = ommers_hash(&block.ommers);
-    if ommers != header.ommers_hash {
-        return Err(mismatch(
-            block::INVALID_UNCLES_HASH,
-            "ommers hash",
-            header.ommers_hash,
-            ommers,
-        ));
-    }
+    ensure_same(
+        block::INVALID_UNCLES_HASH,
+        "ommers hash",
+        header.ommers_hash,
+        ommers,
+    )?;
     match (&block.withdrawals, fork >= Fork::Shanghai) {
         (Some(withdrawals), true) => {
             let root = withdrawals_root(withdrawals);
-            if header.withdrawals_root != Some(root) {
-                return Err(mismatch(
-                    block::INVALID_WITHDRAWALS_ROOT,
-                    "withdrawals root",
-                    header.withdrawals_root,
-                    root,
-                ));
-            }
+            ensure_same(
+                block::INVALID_WITHDRAWALS_ROOT,
+                "withdrawals root",
+                header.withdrawals_root,
+                Some(root),
+            )?;
         }
         (None, false) => {}
         (Some(_), false) => {
