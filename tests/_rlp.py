@@ -28,6 +28,16 @@ def decode(data: bytes) -> Item:
     return item
 
 
+def split(data: bytes) -> list[bytes]:
+    """The raw encodings of the items concatenated in ``data`` (a chain.rlp of blocks)."""
+    out = []
+    while data:
+        _, rest = _decode(data)
+        out.append(data[: len(data) - len(rest)])
+        data = rest
+    return out
+
+
 def _decode(data: bytes) -> tuple[Item, bytes]:
     b = data[0]
     if b < 0x80:

@@ -15,27 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from _rlp import split as split_rlp
+from shared_fixtures import CACHE
+from shared_fixtures import RPC_TESTS as FIXTURE
+
 from parex import State, _core, replay
 from parex.node.genesis import schedule_from_geth_config
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "execution-apis-rpc-tests.tar.gz"
-CACHE = ROOT / ".cache" / "fixtures"
 
 
-def _blocks(data: bytes) -> list[bytes]:
-    """Splits concatenated block RLPs (each one list item)."""
-    out = []
-    while data:
-        prefix = data[0]
-        if prefix >= 0xF8:
-            size = prefix - 0xF7
-            length = 1 + size + int.from_bytes(data[1 : 1 + size], "big")
-        else:
-            length = 1 + prefix - 0xC0
-        out.append(data[:length])
-        data = data[length:]
-    return out
 
 
 def _int(value: str | int) -> int:
@@ -87,7 +75,7 @@ def test_hive_chain_imports_through_parex_chain(tests_dir: Path) -> None:
         difficulty=_int(genesis["difficulty"]),
         nonce=_int(genesis["nonce"]),
     )
-    blocks = _blocks((tests_dir / "chain.rlp").read_bytes())
+    blocks = split_rlp((tests_dir / "chain.rlp").read_bytes())
     assert len(blocks) == 54
     assert _core.Header.of_block(blocks[0]).parent_hash == parent.hash, "genesis hash"
     state.set_block_hash(0, parent.hash)

@@ -29,30 +29,19 @@ from typing import Any
 import pytest
 from node_process import start_node
 
+from _rlp import split as split_rlp
+from shared_fixtures import CACHE, ROOT
+from shared_fixtures import RPC_TESTS as FIXTURE
+
 from parex import replay
 from parex.node.chain import Chain
 from parex.node.genesis import load_genesis
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "execution-apis-rpc-tests.tar.gz"
-CACHE = ROOT / ".cache" / "fixtures"
 REPORT = ROOT / ".cache" / "rpc-conformance.json"
 PASS_FLOOR = 71
 """Cases that must pass (see the module docstring)."""
 
 
-def _blocks(data: bytes) -> list[bytes]:
-    out = []
-    while data:
-        prefix = data[0]
-        if prefix >= 0xF8:
-            size = prefix - 0xF7
-            length = 1 + size + int.from_bytes(data[1 : 1 + size], "big")
-        else:
-            length = 1 + prefix - 0xC0
-        out.append(data[:length])
-        data = data[length:]
-    return out
 
 
 def _post(url: str, body: str) -> Any:
@@ -99,7 +88,7 @@ def test_rpc_conformance(tests_dir: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "node"
     genesis = load_genesis(tests_dir / "genesis.json")
     chain = Chain.open(data_dir, genesis, threads=2)
-    blocks = _blocks((tests_dir / "chain.rlp").read_bytes())
+    blocks = split_rlp((tests_dir / "chain.rlp").read_bytes())
     assert chain.import_chain(blocks) == len(blocks)
     head = json.loads((tests_dir / "headfcu.json").read_text())["params"][0]["headBlockHash"]
     assert "0x" + chain.head.hash.hex() == head
