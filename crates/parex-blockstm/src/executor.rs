@@ -31,14 +31,16 @@
 //! - **I15** A read that failed voids its incarnation, whatever the task returned with it.
 //!
 //! # Memory ordering
-//! The statistics counters are `Relaxed`: they are only summed after the scoped threads join,
-//! and the join orders them. The trace's per-transaction times are written under the same
+//! The statistics counters are `Relaxed`: each worker counts in plain integers of its own
+//! (a shared counter bumped per task would bounce its cache line between cores) and adds them
+//! once, when it leaves the work loop; they are read after the scoped threads join, and the
+//! join orders them. The trace's per-transaction times are written under the same
 //! happens-before as the outputs (a mutex) and read after the join.
 
 use crate::mvmemory::{MvMemory, ReadSet};
 use crate::scheduler::{Scheduler, Status, Task};
 use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version};
-use crate::{BlockOutput, ExecutionError, Options, Stats, TxnTrace};
+use crate::{BlockOutput, CacheLine, ExecutionError, Options, Stats, TxnTrace};
 use parking_lot::Mutex;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -77,6 +79,16 @@ impl<T: BlockTask> ReadView for MvView<'_, T> {
     }
 }
 
+/// One worker's counts, added to [`Counters`] when it leaves the work loop.
+#[derive(Default)]
+struct LocalCounters {
+    executions: u64,
+    validations: u64,
+    validation_aborts: u64,
+    blocked_reads: u64,
+    hinted_waits: u64,
+}
+
 #[derive(Default)]
 struct Counters {
     executions: AtomicU64,
@@ -95,7 +107,7 @@ struct Block<'a, T: BlockTask> {
     task: &'a T,
     scheduler: Scheduler,
     memory: &'a TaskMemory<T>,
-    outputs: Vec<Mutex<Option<TxnOutcome<T>>>>,
+    outputs: Vec<CacheLine<Mutex<Option<TxnOutcome<T>>>>>,
     nanos: Vec<AtomicU64>,
     trace: bool,
     counters: Counters,
@@ -135,12 +147,9 @@ impl<T: BlockTask> Block<'_, T> {
     ) -> Option<FinalValues<T>> {
         self.work();
         let part = if self.fatal.lock().is_none() {
-            let num_txns = self.outputs.len();
-            let chunk = num_txns.div_ceil(workers.max(1));
-            let txns = (worker * chunk).min(num_txns)..((worker + 1) * chunk).min(num_txns);
-            let end = num_txns as TxnIndex;
+            let end = self.outputs.len() as TxnIndex;
             match catch_unwind(AssertUnwindSafe(|| {
-                self.memory.snapshot_part(self.task, txns, end)
+                self.memory.snapshot_shards(self.task, worker, workers, end)
             })) {
                 Ok(Ok(part)) => Some(part),
                 Ok(Err(ReadError::Blocked(txn_idx))) => {
@@ -173,10 +182,14 @@ impl<T: BlockTask> Block<'_, T> {
         // `record`: no allocation per incarnation.
         let mut scratch: ReadSet<T::Key> = Vec::with_capacity(32);
         let mut idle_spins = 0u32;
+        // Lost if a task panics: the block then fails, and the sequential re-run's stats stand.
+        let mut counts = LocalCounters::default();
         while !self.scheduler.done() {
             task = match task {
-                Some(Task::Execution(version)) => self.try_execute(version, &mut scratch),
-                Some(Task::Validation(version)) => self.validate(version),
+                Some(Task::Execution(version)) => {
+                    self.try_execute(version, &mut scratch, &mut counts)
+                }
+                Some(Task::Validation(version)) => self.validate(version, &mut counts),
                 None => {
                     let next = self.scheduler.next_task();
                     if next.is_none() {
@@ -194,9 +207,24 @@ impl<T: BlockTask> Block<'_, T> {
                 }
             };
         }
+        let shared = &self.counters;
+        shared.executions.fetch_add(counts.executions, Relaxed);
+        shared.validations.fetch_add(counts.validations, Relaxed);
+        shared
+            .validation_aborts
+            .fetch_add(counts.validation_aborts, Relaxed);
+        shared
+            .blocked_reads
+            .fetch_add(counts.blocked_reads, Relaxed);
+        shared.hinted_waits.fetch_add(counts.hinted_waits, Relaxed);
     }
 
-    fn try_execute(&self, version: Version, scratch: &mut ReadSet<T::Key>) -> Option<Task> {
+    fn try_execute(
+        &self,
+        version: Version,
+        scratch: &mut ReadSet<T::Key>,
+        counts: &mut LocalCounters,
+    ) -> Option<Task> {
         let Version {
             txn_idx,
             incarnation,
@@ -207,7 +235,7 @@ impl<T: BlockTask> Block<'_, T> {
                 // Wait for the likely writer rather than read what it is about to replace.
                 // add_dependency refuses when the writer already finished: then run now.
                 if self.scheduler.add_dependency(txn_idx, hinted) {
-                    self.counters.hinted_waits.fetch_add(1, Relaxed);
+                    counts.hinted_waits += 1;
                     return None;
                 }
             }
@@ -221,7 +249,7 @@ impl<T: BlockTask> Block<'_, T> {
                 reads: std::mem::take(scratch),
                 error: None,
             };
-            self.counters.executions.fetch_add(1, Relaxed);
+            counts.executions += 1;
             let started = self.trace.then(Instant::now);
             let outcome = self.task.execute(txn_idx, &mut view);
             let MvView { reads, error, .. } = view;
@@ -230,7 +258,7 @@ impl<T: BlockTask> Block<'_, T> {
             if let Some(error) = error {
                 match error {
                     ReadError::Blocked(blocking) if blocking < txn_idx => {
-                        self.counters.blocked_reads.fetch_add(1, Relaxed);
+                        counts.blocked_reads += 1;
                         if self.scheduler.add_dependency(txn_idx, blocking) {
                             return None;
                         }
@@ -272,16 +300,16 @@ impl<T: BlockTask> Block<'_, T> {
         }
     }
 
-    fn validate(&self, version: Version) -> Option<Task> {
+    fn validate(&self, version: Version, counts: &mut LocalCounters) -> Option<Task> {
         let Version {
             txn_idx,
             incarnation,
         } = version;
-        self.counters.validations.fetch_add(1, Relaxed);
+        counts.validations += 1;
         let valid = self.memory.validate_read_set(txn_idx);
         let aborted = !valid && self.scheduler.try_validation_abort(txn_idx, incarnation);
         if aborted {
-            self.counters.validation_aborts.fetch_add(1, Relaxed);
+            counts.validation_aborts += 1;
             self.memory.convert_writes_to_estimates(txn_idx);
         }
         self.scheduler.finish_validation(txn_idx, aborted)
@@ -314,7 +342,7 @@ pub fn execute_parallel_in<T: BlockTask>(
         task,
         scheduler: Scheduler::new(num_txns),
         memory,
-        outputs: (0..num_txns).map(|_| Mutex::new(None)).collect(),
+        outputs: (0..num_txns).map(|_| CacheLine(Mutex::new(None))).collect(),
         nanos: (0..if options.trace { num_txns } else { 0 })
             .map(|_| AtomicU64::new(0))
             .collect(),
@@ -351,7 +379,7 @@ pub fn execute_parallel_in<T: BlockTask>(
                 "block finished with transaction {txn_idx} in status {status:?}"
             )));
         }
-        match slot.into_inner() {
+        match slot.0.into_inner() {
             Some(outcome) => results.push(outcome),
             None => {
                 return Err(ExecutionError::Invariant(format!(

@@ -81,3 +81,23 @@ pub struct Options {
     /// Record [`TxnTrace`]s.
     pub trace: bool,
 }
+
+/// One value per cache line: per-transaction slots that neighbouring workers write at the same
+/// time (worker A on transaction `i`, worker B on `i + 1`) would otherwise share a line and
+/// bounce it between cores on every access (false sharing).
+#[repr(align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct CacheLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for CacheLine<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}

@@ -8,8 +8,8 @@
 //! when it finishes, publishes its writes and read set with [`MvMemory::record`]. A failed
 //! validation turns the incarnation's writes into estimates with
 //! [`MvMemory::convert_writes_to_estimates`]; the next incarnation's `record` replaces them.
-//! After the scheduler is done, each worker's [`MvMemory::snapshot_part`] resolves the final
-//! value of the keys whose last writer is in its share of the block.
+//! After the scheduler is done, each worker's [`MvMemory::snapshot_shards`] resolves the final
+//! value of the keys in its share of the map's shards.
 //!
 //! # Entry states of (key, transaction)
 //! ```text
@@ -32,14 +32,26 @@
 //!   fails on any difference or on an estimate.
 //! - **I12** A lazy delta never reads the value below it; a read resolves a chain of deltas down
 //!   to the nearest full write or to pre-block state, and records every version in the chain.
+//! - **I17** A key's bit in the written filter is set before its first entry is inserted and is
+//!   never cleared within a block. A read (or validation) that finds the bit clear answers
+//!   "pre-block state" without touching the map: exactly what a map lookup ordered before
+//!   every insert of the key returns. Most reads in a block are of keys no transaction writes
+//!   (contract code, untouched accounts and slots), and these then take no shard lock, whose
+//!   lock word every core reading a hot key would otherwise write.
 //!
 //! # Memory ordering
-//! No atomics here: the map shards and the per-transaction slots are behind locks.
+//! The map shards and the per-transaction slots are behind locks. The written filter's words
+//! are atomics, set (`fetch_or`) and read with `SeqCst`, for the same reason the scheduler's
+//! counters are: a validation that reads a bit clear must either see a writer's bit or be
+//! seen by that writer's later `SeqCst` look at `validation_idx` (which then schedules the
+//! validation again), the store-load pattern that only one total order of both rules out.
 
 use crate::task::{BlockTask, ReadError, ReadValue, TxnIndex, Version, WriteOp, WriteSet};
+use crate::CacheLine;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 /// One transaction's entry for one key.
 #[derive(Debug, Clone)]
@@ -127,10 +139,34 @@ type WrittenKeys<K> = Vec<(K, bool)>;
 
 pub struct MvMemory<K, V, D> {
     data: DashMap<K, Versions<V, D>, ahash::RandomState>,
-    // Plain vectors under per-transaction locks: validation and estimate conversion hold the
-    // lock while they walk them, and only the same transaction's next `record` contends.
-    last_written: Vec<Mutex<WrittenKeys<K>>>,
-    last_read_set: Vec<Mutex<ReadSet<K>>>,
+    /// One cache line per transaction (see [`CacheLine`]).
+    txns: Vec<CacheLine<TxnRecord<K>>>,
+    /// One bit per hash bucket: set once any incarnation of the block wrote a key of the
+    /// bucket (I17). A clear bit answers a read without the map.
+    written: Vec<AtomicU64>,
+    /// The filter's bit count minus one (a power of two minus one).
+    written_mask: u64,
+}
+
+/// Filter bits per transaction: at a few written keys per transaction this keeps about one
+/// bit in ten set, so a read of an unwritten key rarely falls through to the map.
+const FILTER_BITS_PER_TXN: usize = 32;
+
+/// What the last recorded incarnation of one transaction wrote and read. Plain vectors under
+/// per-transaction locks: validation and estimate conversion hold the lock while they walk
+/// them, and only the same transaction's next `record` contends.
+struct TxnRecord<K> {
+    last_written: Mutex<WrittenKeys<K>>,
+    last_read_set: Mutex<ReadSet<K>>,
+}
+
+impl<K> Default for TxnRecord<K> {
+    fn default() -> Self {
+        TxnRecord {
+            last_written: Mutex::new(Vec::new()),
+            last_read_set: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl<K, V, D> Default for MvMemory<K, V, D>
@@ -140,8 +176,9 @@ where
     fn default() -> Self {
         MvMemory {
             data: DashMap::with_hasher_and_shard_amount(ahash::RandomState::new(), 128),
-            last_written: Vec::new(),
-            last_read_set: Vec::new(),
+            txns: Vec::new(),
+            written: Vec::new(),
+            written_mask: 0,
         }
     }
 }
@@ -155,18 +192,23 @@ where
     /// Empties the memory for a block of `num_txns`, keeping every allocation it can.
     pub fn reset(&mut self, num_txns: usize) {
         self.data.clear();
-        self.last_written.truncate(num_txns);
-        self.last_read_set.truncate(num_txns);
-        for slot in self.last_written.iter_mut() {
-            slot.get_mut().clear();
+        self.txns.truncate(num_txns);
+        for slot in self.txns.iter_mut() {
+            slot.last_written.get_mut().clear();
+            slot.last_read_set.get_mut().clear();
         }
-        for slot in self.last_read_set.iter_mut() {
-            slot.get_mut().clear();
+        self.txns.resize_with(num_txns, CacheLine::default);
+        // I17: every bit clear before the block's first record.
+        let bits = (num_txns * FILTER_BITS_PER_TXN)
+            .next_power_of_two()
+            .max(4096);
+        let words = bits / 64;
+        self.written.truncate(words);
+        for word in self.written.iter_mut() {
+            *word.get_mut() = 0;
         }
-        self.last_written
-            .resize_with(num_txns, || Mutex::new(Vec::new()));
-        self.last_read_set
-            .resize_with(num_txns, || Mutex::new(Vec::new()));
+        self.written.resize_with(words, || AtomicU64::new(0));
+        self.written_mask = bits as u64 - 1;
         // Sized for a few keys per transaction: a shard that grows rehashes under its lock.
         let wanted = num_txns * 4;
         if self.data.capacity() < wanted {
@@ -178,10 +220,35 @@ where
         }
     }
 
-    fn resolve(&self, key: &K, txn_idx: TxnIndex) -> Resolved<V, D> {
+    /// The filter word and bit of `key` (I17).
+    fn filter_bit(&self, key: &K) -> (&AtomicU64, u64) {
+        // The high half of the hash: the map's buckets are chosen by the low bits.
+        let bit = self.data.hasher().hash_one(key).rotate_left(32) & self.written_mask;
+        (&self.written[(bit / 64) as usize], 1 << (bit % 64))
+    }
+
+    /// I17: marks `key` as written in this block, before its entry is inserted.
+    fn mark_written(&self, key: &K) {
+        let (word, bit) = self.filter_bit(key);
+        if word.load(SeqCst) & bit == 0 {
+            word.fetch_or(bit, SeqCst);
+        }
+    }
+
+    /// I17: false only if no incarnation of this block has written `key` yet.
+    fn maybe_written(&self, key: &K) -> bool {
+        let (word, bit) = self.filter_bit(key);
+        word.load(SeqCst) & bit != 0
+    }
+
+    /// Resolves `key` below `txn_idx`; `VALUES` as in [`resolve_entries`].
+    fn resolve<const VALUES: bool>(&self, key: &K, txn_idx: TxnIndex) -> Resolved<V, D> {
+        if !self.maybe_written(key) {
+            return resolve_entries::<V, D, VALUES>(None, txn_idx);
+        }
         match self.data.get(key) {
-            Some(entries) => resolve_entries::<V, D, true>(Some(&*entries), txn_idx),
-            None => resolve_entries::<V, D, true>(None, txn_idx),
+            Some(entries) => resolve_entries::<V, D, VALUES>(Some(&*entries), txn_idx),
+            None => resolve_entries::<V, D, VALUES>(None, txn_idx),
         }
     }
 
@@ -195,7 +262,7 @@ where
     where
         T: BlockTask<Key = K, Value = V, Delta = D>,
     {
-        let resolved = self.resolve(key, txn_idx);
+        let resolved = self.resolve::<true>(key, txn_idx);
         materialize(task, key, resolved)
     }
 
@@ -212,7 +279,7 @@ where
             txn_idx,
             incarnation,
         } = version;
-        let mut slot = self.last_written[txn_idx as usize].lock();
+        let mut slot = self.txns[txn_idx as usize].last_written.lock();
         let first = slot.is_empty();
         let previous = if first {
             Vec::new()
@@ -226,6 +293,7 @@ where
                 WriteOp::Delta(delta) => (Entry::Delta { incarnation, delta }, false),
             };
             slot.push((key.clone(), full));
+            self.mark_written(&key); // I17: the bit before the entry.
             self.data.entry(key).or_default().insert(txn_idx, entry);
         }
         // I9: then drop what this incarnation no longer writes.
@@ -242,7 +310,7 @@ where
             current_keys.iter().any(|k| !previous_keys.contains(k))
         };
         drop(slot);
-        let mut read_slot = self.last_read_set[txn_idx as usize].lock();
+        let mut read_slot = self.txns[txn_idx as usize].last_read_set.lock();
         read_slot.clear();
         read_slot.append(reads);
         wrote_new_location
@@ -250,7 +318,7 @@ where
 
     /// Replaces the writes of `txn_idx`'s last incarnation with estimates (I8).
     pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
-        let written = self.last_written[txn_idx as usize].lock();
+        let written = self.txns[txn_idx as usize].last_written.lock();
         for (key, _) in written.iter() {
             if let Some(mut entries) = self.data.get_mut(key) {
                 if let Some(entry) = entries.get_mut(txn_idx) {
@@ -262,14 +330,10 @@ where
 
     /// Re-checks the last recorded read set of `txn_idx` (I11).
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
-        let read_set = self.last_read_set[txn_idx as usize].lock();
+        let read_set = self.txns[txn_idx as usize].last_read_set.lock();
         read_set.iter().all(|(key, recorded)| {
             // Origins only: validation never needs the values, so none is cloned.
-            let resolved = match self.data.get(key) {
-                Some(entries) => resolve_entries::<V, D, false>(Some(&*entries), txn_idx),
-                None => resolve_entries::<V, D, false>(None, txn_idx),
-            };
-            match resolved {
+            match self.resolve::<false>(key, txn_idx) {
                 Resolved::Estimate(_) => false,
                 Resolved::Found { origin, .. } => origin == *recorded,
             }
@@ -278,42 +342,55 @@ where
 
     /// The keys written (full or delta) by the last incarnation of `txn_idx`.
     pub fn written_keys(&self, txn_idx: TxnIndex) -> Vec<(K, bool)> {
-        self.last_written[txn_idx as usize].lock().clone()
+        self.txns[txn_idx as usize].last_written.lock().clone()
     }
 
     /// The keys of the last recorded read set of `txn_idx`.
     pub fn read_keys(&self, txn_idx: TxnIndex) -> Vec<K> {
-        self.last_read_set[txn_idx as usize]
+        self.txns[txn_idx as usize]
+            .last_read_set
             .lock()
             .iter()
             .map(|(k, _)| k.clone())
             .collect()
     }
 
-    /// The final value of every key whose last writer lies in `txns`, deltas resolved: the
-    /// share of one worker in a parallel snapshot (each key is emitted by its last writer
-    /// only, so the shares are disjoint and together cover every written key).
-    pub fn snapshot_part<T>(
+    /// The final value of every written key in the shards `worker`, `worker + workers`, ...
+    /// of the map, deltas resolved: the share of one worker in a parallel snapshot. The shares
+    /// are disjoint and together cover every key with an entry, which (I9: `record` keeps
+    /// entries and last-written keys in step) is every key some last incarnation wrote. Each
+    /// worker scans its shards' tables in memory order instead of looking every written key
+    /// up again at random.
+    pub fn snapshot_shards<T>(
         &self,
         task: &T,
-        txns: std::ops::Range<usize>,
+        worker: usize,
+        workers: usize,
         end: TxnIndex,
     ) -> Result<Vec<(K, Option<V>)>, ReadError>
     where
         T: BlockTask<Key = K, Value = V, Delta = D>,
     {
         let mut out = Vec::new();
-        for txn_idx in txns {
-            let written = self.last_written[txn_idx].lock();
-            for (key, _) in written.iter() {
-                let Some(entries) = self.data.get(key) else {
-                    continue;
-                };
-                if entries.0.last().map(|(t, _)| *t as usize) != Some(txn_idx) {
+        for shard in self
+            .data
+            .shards()
+            .iter()
+            .skip(worker)
+            .step_by(workers.max(1))
+        {
+            let shard = shard.read();
+            out.reserve(shard.len());
+            // SAFETY: the shard's read guard is held for the whole walk, so no bucket is
+            // moved or freed while it is borrowed.
+            for bucket in unsafe { shard.iter() } {
+                // SAFETY: as above; a bucket from the table's own iterator is occupied.
+                let (key, entries) = unsafe { bucket.as_ref() };
+                let entries = entries.get();
+                if entries.0.is_empty() {
                     continue;
                 }
-                let resolved = resolve_entries::<V, D, true>(Some(&*entries), end);
-                drop(entries);
+                let resolved = resolve_entries::<V, D, true>(Some(entries), end);
                 let (value, _) = materialize(task, key, resolved)?;
                 out.push((key.clone(), value.value));
             }

@@ -4,7 +4,9 @@
 //! One `Scheduler` lives for one block. Workers call [`Scheduler::next_task`] in a loop and
 //! report back with [`Scheduler::finish_execution`], [`Scheduler::add_dependency`],
 //! [`Scheduler::try_validation_abort`] and [`Scheduler::finish_validation`]. Execution tasks are
-//! handed out in index order from `execution_idx`, validation tasks from `validation_idx`; both
+//! handed out in index order from `execution_idx`, validation tasks from `validation_idx`; a
+//! worker that finishes a task gets the next one back from the `finish_*` call, keeping its
+//! active-task count, instead of returning the count and asking `next_task` again. Both
 //! indexes only move back (to re-execute or re-validate) through `decrease_*`. When both
 //! indexes have passed the block, no task is in flight and no decrease raced the check,
 //! [`Scheduler::done`] turns true and every worker leaves. [`Scheduler::halt`] ends the block
@@ -47,12 +49,14 @@
 //! else.
 
 use crate::task::{Incarnation, TxnIndex, Version};
+use crate::CacheLine;
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 
 /// Where a transaction is in its lifecycle; see the diagram in the module docs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Status {
+    #[default]
     ReadyToExecute,
     Executing,
     Executed,
@@ -86,8 +90,16 @@ pub struct Scheduler {
     decrease_cnt: Padded<AtomicUsize>,
     num_active_tasks: Padded<AtomicUsize>,
     done_marker: Padded<AtomicBool>,
-    txn_dependency: Vec<Mutex<Vec<TxnIndex>>>,
-    txn_status: Vec<Mutex<(Incarnation, Status)>>,
+    /// One cache line per transaction (see [`CacheLine`]).
+    txns: Vec<CacheLine<TxnSlot>>,
+}
+
+/// What the scheduler keeps per transaction.
+#[derive(Default)]
+struct TxnSlot {
+    status: Mutex<(Incarnation, Status)>,
+    /// Transactions suspended until this one finishes executing.
+    dependents: Mutex<Vec<TxnIndex>>,
 }
 
 impl Scheduler {
@@ -99,10 +111,7 @@ impl Scheduler {
             decrease_cnt: Padded(AtomicUsize::new(0)),
             num_active_tasks: Padded(AtomicUsize::new(0)),
             done_marker: Padded(AtomicBool::new(num_txns == 0)),
-            txn_dependency: (0..num_txns).map(|_| Mutex::new(Vec::new())).collect(),
-            txn_status: (0..num_txns)
-                .map(|_| Mutex::new((0, Status::ReadyToExecute)))
-                .collect(),
+            txns: (0..num_txns).map(|_| CacheLine::default()).collect(),
         }
     }
 
@@ -117,7 +126,7 @@ impl Scheduler {
 
     /// The status of `txn_idx` now: for the post-block invariant check.
     pub fn status(&self, txn_idx: TxnIndex) -> (Incarnation, Status) {
-        *self.txn_status[txn_idx as usize].lock()
+        *self.txns[txn_idx as usize].status.lock()
     }
 
     fn decrease_execution_idx(&self, target: usize) {
@@ -148,7 +157,7 @@ impl Scheduler {
         if txn_idx >= self.num_txns {
             return None;
         }
-        let mut status = self.txn_status[txn_idx].lock();
+        let mut status = self.txns[txn_idx].status.lock();
         // I1, I2: the only way into Executing.
         if status.1 == Status::ReadyToExecute {
             status.1 = Status::Executing;
@@ -183,7 +192,7 @@ impl Scheduler {
         self.num_active_tasks.fetch_add(1, SeqCst);
         let idx = self.validation_idx.fetch_add(1, SeqCst);
         if idx < self.num_txns {
-            let (incarnation, status) = *self.txn_status[idx].lock();
+            let (incarnation, status) = *self.txns[idx].status.lock();
             if status == Status::Executed {
                 return Some(Version {
                     txn_idx: idx as TxnIndex,
@@ -208,13 +217,13 @@ impl Scheduler {
     /// blocker has meanwhile finished, in which case the caller re-executes at once.
     pub fn add_dependency(&self, txn_idx: TxnIndex, blocking_txn_idx: TxnIndex) -> bool {
         {
-            let mut dependents = self.txn_dependency[blocking_txn_idx as usize].lock();
+            let mut dependents = self.txns[blocking_txn_idx as usize].dependents.lock();
             // I5: checked under the blocker's dependency lock, which finish_execution takes too.
-            if self.txn_status[blocking_txn_idx as usize].lock().1 == Status::Executed {
+            if self.txns[blocking_txn_idx as usize].status.lock().1 == Status::Executed {
                 return false;
             }
             // I1: Executing -> Aborting.
-            self.txn_status[txn_idx as usize].lock().1 = Status::Aborting;
+            self.txns[txn_idx as usize].status.lock().1 = Status::Aborting;
             dependents.push(txn_idx);
         }
         self.num_active_tasks.fetch_sub(1, SeqCst);
@@ -222,7 +231,7 @@ impl Scheduler {
     }
 
     fn set_ready_status(&self, txn_idx: TxnIndex) {
-        let mut status = self.txn_status[txn_idx as usize].lock();
+        let mut status = self.txns[txn_idx as usize].status.lock();
         // I1, I3: Aborting -> ReadyToExecute with the next incarnation.
         debug_assert_eq!(status.1, Status::Aborting);
         *status = (status.0 + 1, Status::ReadyToExecute);
@@ -247,13 +256,13 @@ impl Scheduler {
         wrote_new_location: bool,
     ) -> Option<Task> {
         {
-            let mut status = self.txn_status[txn_idx as usize].lock();
+            let mut status = self.txns[txn_idx as usize].status.lock();
             // I1: Executing -> Executed.
             debug_assert_eq!(*status, (incarnation, Status::Executing));
             status.1 = Status::Executed;
         }
         // I5: drained under the same lock add_dependency checks under.
-        let dependents = std::mem::take(&mut *self.txn_dependency[txn_idx as usize].lock());
+        let dependents = std::mem::take(&mut *self.txns[txn_idx as usize].dependents.lock());
         self.resume_dependencies(dependents);
 
         if self.validation_idx.load(SeqCst) > txn_idx as usize {
@@ -267,14 +276,13 @@ impl Scheduler {
                 }));
             }
         }
-        self.num_active_tasks.fetch_sub(1, SeqCst);
-        None
+        self.next_task_held()
     }
 
     /// Aborts `incarnation` of `txn_idx` after a failed validation. Only the first of several
     /// concurrent validations of the same incarnation succeeds.
     pub fn try_validation_abort(&self, txn_idx: TxnIndex, incarnation: Incarnation) -> bool {
-        let mut status = self.txn_status[txn_idx as usize].lock();
+        let mut status = self.txns[txn_idx as usize].status.lock();
         // I1, I3: Executed -> Aborting, only for the incarnation that was validated.
         if *status == (incarnation, Status::Executed) {
             status.1 = Status::Aborting;
@@ -297,6 +305,34 @@ impl Scheduler {
                 }
             }
         }
+        self.next_task_held()
+    }
+
+    /// The next task for a worker that still holds the active-task count of the task it just
+    /// finished: the count carries over to the new task instead of being returned and taken
+    /// again (two fewer writes of a counter every worker shares, per task). When nothing is
+    /// ready the count is returned; the worker's next [`Scheduler::next_task`] then runs the
+    /// done check. Holding the count a little longer only delays `check_done` (I4).
+    fn next_task_held(&self) -> Option<Task> {
+        let validation_idx = self.validation_idx.load(SeqCst);
+        let execution_idx = self.execution_idx.load(SeqCst);
+        if validation_idx < execution_idx {
+            let idx = self.validation_idx.fetch_add(1, SeqCst);
+            if idx < self.num_txns {
+                let (incarnation, status) = *self.txns[idx].status.lock();
+                if status == Status::Executed {
+                    return Some(Task::Validation(Version {
+                        txn_idx: idx as TxnIndex,
+                        incarnation,
+                    }));
+                }
+            }
+        } else if execution_idx < self.num_txns {
+            let idx = self.execution_idx.fetch_add(1, SeqCst);
+            if let Some(version) = self.try_incarnate(idx) {
+                return Some(Task::Execution(version));
+            }
+        }
         self.num_active_tasks.fetch_sub(1, SeqCst);
         None
     }
@@ -314,39 +350,27 @@ mod tests {
     #[test]
     fn single_thread_walks_execute_then_validate() {
         let s = Scheduler::new(2);
+        let version = |txn_idx| Version {
+            txn_idx,
+            incarnation: 0,
+        };
+        assert_eq!(s.next_task(), Some(Task::Execution(version(0))));
+        // The finished task's active count carries over to the next ready task.
         assert_eq!(
-            s.next_task(),
-            Some(Task::Execution(Version {
-                txn_idx: 0,
-                incarnation: 0
-            }))
+            s.finish_execution(0, 0, true),
+            Some(Task::Validation(version(0)))
         );
-        // Validation of 0 is not handed back directly: validation_idx is still 0.
-        assert_eq!(s.finish_execution(0, 0, true), None);
         assert_eq!(
-            s.next_task(),
-            Some(Task::Validation(Version {
-                txn_idx: 0,
-                incarnation: 0
-            }))
+            s.finish_validation(0, false),
+            Some(Task::Execution(version(1)))
         );
-        assert_eq!(s.finish_validation(0, false), None);
         assert_eq!(
-            s.next_task(),
-            Some(Task::Execution(Version {
-                txn_idx: 1,
-                incarnation: 0
-            }))
+            s.finish_execution(1, 0, true),
+            Some(Task::Validation(version(1)))
         );
-        assert_eq!(s.finish_execution(1, 0, true), None);
-        assert_eq!(
-            s.next_task(),
-            Some(Task::Validation(Version {
-                txn_idx: 1,
-                incarnation: 0
-            }))
-        );
+        // Nothing left: the count is returned, and the next request finds the block done.
         assert_eq!(s.finish_validation(1, false), None);
+        assert!(!s.done());
         assert_eq!(s.next_task(), None);
         assert!(s.done());
     }
@@ -357,8 +381,7 @@ mod tests {
         let Some(Task::Execution(v)) = s.next_task() else {
             panic!("expected execution")
         };
-        s.finish_execution(v.txn_idx, v.incarnation, false);
-        let Some(Task::Validation(v)) = s.next_task() else {
+        let Some(Task::Validation(v)) = s.finish_execution(v.txn_idx, v.incarnation, false) else {
             panic!("expected validation")
         };
         assert!(s.try_validation_abort(v.txn_idx, v.incarnation));

@@ -160,10 +160,41 @@ impl<'a, S: StateViewRef> EvmTask<'a, S> {
         }
     }
 
+    /// Pre-block code by hash, as this thread's own copy: the block's shared cache analyses
+    /// each contract once, and each worker then keeps a private copy (its own reference count)
+    /// in [`THREAD_CODES`], so that workers running calls to the same contract never write
+    /// the same cache line: a clone of a shared `Bytecode` is an atomic increment on one
+    /// count that every core would bounce on every call.
     fn base_code(&self, hash: B256) -> Result<Bytecode, ReadError> {
         if hash == KECCAK_EMPTY || hash == B256::ZERO {
             return Ok(Bytecode::default());
         }
+        let cached = THREAD_CODES.with(|codes| {
+            codes
+                .try_borrow()
+                .ok()
+                .and_then(|codes| codes.get(&hash).cloned())
+        });
+        if let Some(code) = cached {
+            return Ok(code);
+        }
+        let shared = self.shared_code(hash)?;
+        let private = private_copy(&shared);
+        THREAD_CODES.with(|codes| {
+            if let Ok(mut codes) = codes.try_borrow_mut() {
+                // Code by hash never changes, so entries stay valid across blocks; the bound
+                // only caps the memory of a long-lived thread.
+                if codes.len() >= THREAD_CODES_MAX {
+                    codes.clear();
+                }
+                codes.insert(hash, private.clone());
+            }
+        });
+        Ok(private)
+    }
+
+    /// Pre-block code by hash from the block's shared cache, analysed once per block.
+    fn shared_code(&self, hash: B256) -> Result<Bytecode, ReadError> {
         if let Ok(codes) = self.codes.read() {
             if let Some(code) = codes.get(&hash) {
                 return Ok(code.clone());
@@ -179,6 +210,30 @@ impl<'a, S: StateViewRef> EvmTask<'a, S> {
             codes.insert(hash, code.clone());
         }
         Ok(code)
+    }
+}
+
+/// Most contracts one thread keeps private copies of (see [`EvmTask::base_code`]).
+const THREAD_CODES_MAX: usize = 4096;
+
+thread_local! {
+    /// This thread's own copies of pre-block code, by code hash.
+    static THREAD_CODES: RefCell<AHashMap<B256, Bytecode>> = RefCell::new(AHashMap::new());
+}
+
+/// A copy of `code` behind its own reference count, without analysing it again: the padded
+/// bytes are shared (read-only, never counted per call) and the jump table is copied.
+fn private_copy(code: &Bytecode) -> Bytecode {
+    match code.legacy_jump_table() {
+        Some(jump_table) if !code.bytecode().is_empty() => {
+            // SAFETY: bytes, original length and jump table are those of an analysed legacy
+            // bytecode, which already satisfies `new_analyzed`'s conditions (padded bytes, a
+            // jump table covering the original length, not empty).
+            unsafe {
+                Bytecode::new_analyzed(code.bytecode().clone(), code.len(), jump_table.clone())
+            }
+        }
+        _ => bytecode_from_bytes(code.original_bytes()),
     }
 }
 
