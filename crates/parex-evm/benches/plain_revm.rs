@@ -1,7 +1,12 @@
-//! Plain revm (CacheDB + transact_commit over pre-recovered transactions) against the parex
-//! sequential executor on the same block: ~2,000 ETH transfers and ~2,000 calls to a
-//! storage-writing contract. Decoding and sender recovery are excluded from both timings
-//! (`PreparedBlock`). Prints Mgas/s for each and the ratio.
+//! Plain revm against the parex sequential executor on the same block: ~2,000 ETH transfers and
+//! ~2,000 calls to a storage-writing contract. Decoding and sender recovery are excluded from
+//! every timing (`PreparedBlock`). Plain revm runs twice:
+//! - over a `CacheDB`, `transact_commit` per transaction: execution alone, with no block output;
+//! - over revm's `State` with bundle updates, keeping each transaction's receipt fields (status,
+//!   gas, logs) and ending with `merge_transitions` and `take_bundle`: the block's post-state
+//!   diff and receipts, the output a node needs and the parex executors return.
+//!
+//! Prints Mgas/s for each and the ratios.
 //!
 //! `cargo bench -p parex-evm --bench plain_revm` (add `-- <iterations>` to change the count).
 
@@ -10,7 +15,8 @@ mod common;
 
 use common::{secret, store_code, Base};
 use parex_evm::revm::context::Context;
-use parex_evm::revm::database::CacheDB;
+use parex_evm::revm::database::states::bundle_state::BundleRetention;
+use parex_evm::revm::database::{CacheDB, State};
 use parex_evm::revm::{ExecuteCommitEvm, MainBuilder, MainContext};
 use parex_evm::sign::{address_of, sign_eip1559, TxRequest};
 use parex_evm::{execute_prepared, ExecConfig, ExecutorKind, PreparedBlock};
@@ -35,6 +41,33 @@ fn plain_revm_block(prepared: &PreparedBlock, state: &InMemoryState) -> u64 {
         gas += result.tx_gas_used();
     }
     gas
+}
+
+/// Plain revm producing a block's output: revm's `State` with bundle updates (the post-state
+/// diff) and each transaction's receipt fields; returns the gas and the number of changed
+/// accounts.
+#[inline(never)]
+fn plain_revm_bundle_block(prepared: &PreparedBlock, state: &InMemoryState) -> (u64, usize) {
+    let db = State::builder()
+        .with_database_ref(Base(state))
+        .with_bundle_update()
+        .build();
+    let mut evm = Context::mainnet()
+        .with_db(db)
+        .with_block(prepared.revm_block_env().clone())
+        .with_cfg(prepared.revm_cfg_env().clone())
+        .build_mainnet();
+    let mut gas = 0u64;
+    let mut receipts = Vec::with_capacity(prepared.len());
+    for tx in prepared.revm_txs() {
+        let result = evm.transact_commit(tx.clone()).expect("valid");
+        gas += result.tx_gas_used();
+        receipts.push((result.is_success(), gas, result.into_logs()));
+    }
+    evm.ctx.journaled_state.database.merge_transitions(BundleRetention::PlainState);
+    let bundle = evm.ctx.journaled_state.database.take_bundle();
+    std::hint::black_box(&receipts);
+    (gas, bundle.state.len())
 }
 
 fn main() {
@@ -94,6 +127,7 @@ fn main() {
     };
 
     let mut revm_times = Vec::new();
+    let mut bundle_times = Vec::new();
     let mut seq_times = Vec::new();
     let mut par_times = Vec::new();
     let mut par1_times = Vec::new();
@@ -104,9 +138,11 @@ fn main() {
         sequential_rule: false,
     };
     let mut gas = 0u64;
-    // PAREX_BENCH_ONLY=revm|sequential|parallel|parallel1 runs only that executor (for profiling).
+    // PAREX_BENCH_ONLY=revm|bundle|sequential|parallel|parallel1 runs only that executor (for
+    // profiling).
     let only = std::env::var("PAREX_BENCH_ONLY").ok();
     let only_revm = only.as_deref() == Some("revm");
+    let only_bundle = only.as_deref() == Some("bundle");
     let only_sequential = only.as_deref() == Some("sequential");
     let only_parallel = only.as_deref() == Some("parallel");
     let only_parallel1 = only.as_deref() == Some("parallel1");
@@ -123,6 +159,12 @@ fn main() {
             let ours = execute_prepared(&prepared, &state, &parallel).expect("valid");
             par_times.push(started.elapsed());
             gas = ours.gas_used;
+            continue;
+        }
+        if only_bundle {
+            let started = Instant::now();
+            gas = plain_revm_bundle_block(&prepared, &state).0;
+            bundle_times.push(started.elapsed());
             continue;
         }
         if only_sequential {
@@ -142,9 +184,17 @@ fn main() {
         }
 
         let started = Instant::now();
+        let (bundle_gas, bundle_accounts) = plain_revm_bundle_block(&prepared, &state);
+        bundle_times.push(started.elapsed());
+        assert_eq!(bundle_gas, revm_gas);
+
+        let started = Instant::now();
         let ours = execute_prepared(&prepared, &state, &sequential).expect("valid");
         seq_times.push(started.elapsed());
         assert_eq!(ours.gas_used, revm_gas, "gas differs from plain revm");
+        // The beneficiary is one more changed account in revm's bundle (it is credited there
+        // per transaction; parex settles it too, so both count it).
+        assert_eq!(ours.changes.len(), bundle_accounts, "changed accounts differ");
         gas = ours.gas_used;
 
         let started = Instant::now();
@@ -168,8 +218,10 @@ fn main() {
         prepared.len()
     );
     let (r, s) = (median(revm_times), median(seq_times));
+    let b = median(bundle_times);
     let series = [
         ("plain revm (CacheDB):".to_string(), r),
+        ("plain revm (State+bundle):".to_string(), b),
         ("parex sequential:".to_string(), s),
         ("parex parallel x1:".to_string(), median(par1_times)),
         (
@@ -188,8 +240,14 @@ fn main() {
     }
     if let (Some(r), Some(s)) = (r, s) {
         println!(
-            "sequential / plain revm time ratio: {:.3}",
+            "sequential / plain revm (CacheDB) time ratio: {:.3}",
             s.as_secs_f64() / r.as_secs_f64()
+        );
+    }
+    if let (Some(b), Some(s)) = (b, s) {
+        println!(
+            "sequential / plain revm (State+bundle) time ratio: {:.3}",
+            s.as_secs_f64() / b.as_secs_f64()
         );
     }
 }
