@@ -64,7 +64,10 @@ fn plain_revm_bundle_block(prepared: &PreparedBlock, state: &InMemoryState) -> (
         gas += result.tx_gas_used();
         receipts.push((result.is_success(), gas, result.into_logs()));
     }
-    evm.ctx.journaled_state.database.merge_transitions(BundleRetention::PlainState);
+    evm.ctx
+        .journaled_state
+        .database
+        .merge_transitions(BundleRetention::PlainState);
     let bundle = evm.ctx.journaled_state.database.take_bundle();
     std::hint::black_box(&receipts);
     (gas, bundle.state.len())
@@ -194,7 +197,11 @@ fn main() {
         assert_eq!(ours.gas_used, revm_gas, "gas differs from plain revm");
         // The beneficiary is one more changed account in revm's bundle (it is credited there
         // per transaction; parex settles it too, so both count it).
-        assert_eq!(ours.changes.len(), bundle_accounts, "changed accounts differ");
+        assert_eq!(
+            ours.changes.len(),
+            bundle_accounts,
+            "changed accounts differ"
+        );
         gas = ours.gas_used;
 
         let started = Instant::now();
