@@ -536,7 +536,15 @@ fn account_change<S: StateViewRef>(
     address: Address,
     pending: Pending,
 ) -> Result<(Address, AccountChange), StateError> {
-    let base = if pending.account.is_none() || pending.code.is_none() {
+    // Pre-block state is needed for an account the block did not write, and for the code hash
+    // of an account with code whose code the block did not change. An account without code
+    // needs none: giving an account code, or taking it away, also writes its `has_code`.
+    let needs_base = match (&pending.account, &pending.code) {
+        (None, _) => true,
+        (Some(Some(account)), None) => account.has_code,
+        (Some(_), _) => false,
+    };
+    let base = if needs_base {
         state.account(&address)?
     } else {
         None
@@ -557,7 +565,8 @@ fn account_change<S: StateViewRef>(
     let (code_hash, code) = match &pending.code {
         Some(Some(code)) => (code.hash, Some(code.bytecode.original_bytes())),
         Some(None) => (KECCAK_EMPTY, Some(Bytes::new())),
-        None => (base.map_or(KECCAK_EMPTY, |info| info.code_hash), None),
+        None if account.has_code => (base.map_or(KECCAK_EMPTY, |info| info.code_hash), None),
+        None => (KECCAK_EMPTY, None),
     };
     let mut storage: Vec<(U256, U256)> = pending
         .storage
