@@ -1,6 +1,8 @@
 use crate::env::max_blob_gas_per_block;
 use crate::prepare::PreparedBlock;
-use crate::task::{AccountValue, CodeValue, EvmKey, EvmTask, EvmValue, SlotValue, STORAGE_STALE};
+use crate::task::{
+    AccountValue, CodeCache, CodeValue, EvmKey, EvmTask, EvmValue, SlotValue, STORAGE_STALE,
+};
 use crate::BlockError;
 use parex_blockstm::mvmemory::MvMemory;
 use parex_blockstm::{
@@ -14,6 +16,7 @@ use parex_primitives::{
 use parex_state::{StateError, StateViewRef};
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
+use std::rc::Rc;
 use std::time::Instant;
 
 /// Which executor runs the block.
@@ -169,7 +172,9 @@ pub fn execute_prepared<S: StateViewRef>(
 ) -> Result<BlockResult, BlockError> {
     let start = Instant::now();
     let env = &prepared.env;
-    let task = EvmTask::new(prepared, state);
+    let codes = BLOCK_CODES.with(Rc::clone);
+    codes.bound();
+    let task = EvmTask::new(prepared, state, &codes);
     let options = Options {
         trace: config.trace,
     };
@@ -316,6 +321,9 @@ thread_local! {
     /// for every block. They hold no state between blocks, only capacity.
     static PARALLEL_MEMORY: RefCell<MvMemory<EvmKey, EvmValue, U256>> = RefCell::new(MvMemory::default());
     static SEQUENTIAL_OVERLAY: RefCell<Overlay<EvmKey, EvmValue>> = RefCell::new(Overlay::default());
+    /// Analysed contract code by hash, kept by the calling thread across blocks: consecutive
+    /// blocks call mostly the same contracts (code by hash never changes). Bounded.
+    static BLOCK_CODES: Rc<CodeCache> = Rc::new(CodeCache::default());
 }
 
 fn run_parallel<'a, S: StateViewRef>(

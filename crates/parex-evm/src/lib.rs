@@ -90,6 +90,6 @@ pub use prepare::PreparedBlock;
 /// The revm this crate runs, for callers that compare against plain revm.
 pub use revm;
 pub use task::{
-    bytecode_from_bytes, AccountValue, CodeValue, EvmKey, EvmTask, EvmValue, SlotValue, TxOutput,
-    STORAGE_STALE,
+    bytecode_from_bytes, AccountValue, CodeCache, CodeValue, EvmKey, EvmTask, EvmValue, SlotValue,
+    TxOutput, STORAGE_STALE,
 };

@@ -131,20 +131,42 @@ pub struct TxOutput {
     pub fee: U256,
 }
 
+/// Analysed pre-block code by code hash, shared by a block's workers. Code by hash never
+/// changes, so a caller may keep one cache across blocks (the engine keeps one per calling
+/// thread) and stop analysing the same contracts block after block.
+#[derive(Debug, Default)]
+pub struct CodeCache(RwLock<AHashMap<B256, Bytecode>>);
+
+impl CodeCache {
+    /// Most contracts a cache keeps; past this it starts over (a long-lived node thread must
+    /// not grow without bound).
+    pub const MAX: usize = 16_384;
+
+    /// Empties the cache if it holds more than [`CodeCache::MAX`] contracts.
+    pub fn bound(&self) {
+        if let Ok(mut codes) = self.0.write() {
+            if codes.len() > Self::MAX {
+                codes.clear();
+            }
+        }
+    }
+}
+
 /// One block for the Block-STM engine: revm over a [`ReadView`].
 pub struct EvmTask<'a, S: StateViewRef> {
     block: &'a PreparedBlock,
     state: &'a S,
     /// Analysed bytecode by hash: every incarnation that reads a contract from pre-block state
-    /// shares one analysis, as a `CacheDB` would.
-    codes: RwLock<AHashMap<B256, Bytecode>>,
+    /// shares one analysis, as a `CacheDB` would, and so does every later block executed from
+    /// the same thread (see [`CodeCache`]).
+    codes: &'a CodeCache,
     /// For each transaction, the previous transaction of the same sender: it writes the
     /// nonce this one checks, so it is the dependency hint.
     previous_of_sender: Vec<Option<TxnIndex>>,
 }
 
 impl<'a, S: StateViewRef> EvmTask<'a, S> {
-    pub fn new(block: &'a PreparedBlock, state: &'a S) -> Self {
+    pub fn new(block: &'a PreparedBlock, state: &'a S, codes: &'a CodeCache) -> Self {
         let mut last: AHashMap<Address, TxnIndex> = AHashMap::with_capacity(block.senders.len());
         let previous_of_sender = block
             .senders
@@ -155,7 +177,7 @@ impl<'a, S: StateViewRef> EvmTask<'a, S> {
         EvmTask {
             block,
             state,
-            codes: RwLock::new(AHashMap::new()),
+            codes,
             previous_of_sender,
         }
     }
@@ -193,9 +215,9 @@ impl<'a, S: StateViewRef> EvmTask<'a, S> {
         Ok(private)
     }
 
-    /// Pre-block code by hash from the block's shared cache, analysed once per block.
+    /// Pre-block code by hash from the shared cache, analysed once.
     fn shared_code(&self, hash: B256) -> Result<Bytecode, ReadError> {
-        if let Ok(codes) = self.codes.read() {
+        if let Ok(codes) = self.codes.0.read() {
             if let Some(code) = codes.get(&hash) {
                 return Ok(code.clone());
             }
@@ -206,7 +228,7 @@ impl<'a, S: StateViewRef> EvmTask<'a, S> {
             .map_err(|e| ReadError::Storage(e.to_string()))?
             .ok_or_else(|| ReadError::Storage(format!("code {hash} missing from the store")))?;
         let code = bytecode_from_bytes(bytes);
-        if let Ok(mut codes) = self.codes.write() {
+        if let Ok(mut codes) = self.codes.0.write() {
             codes.insert(hash, code.clone());
         }
         Ok(code)
