@@ -3,11 +3,10 @@
 //!
 //! # Lifecycle
 //! [`execute_parallel`] creates one `Scheduler` and one `MvMemory` for the block, starts
-//! `threads - 1` scoped workers and works on the calling thread too ([`execute_parallel_on`]
-//! runs the workers on a caller-held thread pool instead). Each worker loops: take a task,
-//! run it, and take the follow-up task the scheduler hands back. When the scheduler is done,
-//! each worker resolves the final value of the keys in its share of the map's shards, waits
-//! at a barrier until every share is resolved, and empties its share
+//! `threads - 1` scoped workers and works on the calling thread too. Each worker loops:
+//! take a task, run it, and take the follow-up task the scheduler hands back. When the scheduler
+//! is done, each worker resolves the final value of the keys whose last writer lies in its
+//! share of the block, waits at a barrier until every share is resolved, and empties its share
 //! of the map's shards for the next block: the tail of a block runs on every worker, not one.
 //! The executor then checks the post-block invariants and returns.
 //!
@@ -330,67 +329,11 @@ pub fn execute_parallel<T: BlockTask>(
 
 /// [`execute_parallel`] over a caller-held memory, reset first and left populated: a caller
 /// that runs block after block keeps one and stops paying for fresh memory each block.
-/// Workers are scoped threads started for this block; the calling thread is worker 0.
 pub fn execute_parallel_in<T: BlockTask>(
     memory: &mut TaskMemory<T>,
     task: &T,
     threads: NonZeroUsize,
     options: Options,
-) -> Result<BlockOutput<T>, ExecutionError> {
-    let workers = threads.get().min(task.len().max(1));
-    run_block(memory, task, workers, options, |work| {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..workers)
-                .map(|worker| scope.spawn(move || work(worker)))
-                .collect();
-            let mut parts = Vec::with_capacity(workers);
-            parts.push(work(0));
-            for handle in handles {
-                // Panics are caught inside the worker; a join error would be a panic in the
-                // barrier or the clearing, which cannot return a part anyway.
-                parts.push(handle.join().unwrap_or(None));
-            }
-            parts
-        })
-    })
-}
-
-/// [`execute_parallel_in`] on the threads of a caller-held pool, one worker per pool thread
-/// (up to one per transaction). The pool's threads outlive the block, so what a task keeps
-/// per thread (an EVM, analysed code) stays warm from block to block, and no thread is
-/// started per block. The calling thread only waits.
-pub fn execute_parallel_on<T: BlockTask>(
-    pool: &rayon::ThreadPool,
-    memory: &mut TaskMemory<T>,
-    task: &T,
-    options: Options,
-) -> Result<BlockOutput<T>, ExecutionError> {
-    let workers = pool.current_num_threads().min(task.len().max(1));
-    run_block(memory, task, workers, options, |work| {
-        // Every pool thread runs the closure once, at the same time (the barrier in
-        // `work_and_finish` relies on it); threads past `workers` have nothing to do.
-        pool.broadcast(|context| {
-            let worker = context.index();
-            (worker < workers)
-                .then(|| catch_unwind(AssertUnwindSafe(|| work(worker))).unwrap_or(None))
-        })
-        .into_iter()
-        .flatten()
-        .collect()
-    })
-}
-
-/// One worker's share of the final state, `None` when it could not produce one.
-type WorkerPart<T> = Option<FinalValues<T>>;
-
-/// Runs one block on `workers` workers, which `start` runs concurrently (each calls `work`
-/// with its index, 0 to `workers - 1`) and whose parts it returns in index order.
-fn run_block<T: BlockTask>(
-    memory: &mut TaskMemory<T>,
-    task: &T,
-    workers: usize,
-    options: Options,
-    start: impl FnOnce(&(dyn Fn(usize) -> WorkerPart<T> + Sync)) -> Vec<WorkerPart<T>>,
 ) -> Result<BlockOutput<T>, ExecutionError> {
     let num_txns = task.len();
     memory.reset(num_txns);
@@ -407,14 +350,22 @@ fn run_block<T: BlockTask>(
         counters: Counters::default(),
         fatal: Mutex::new(None),
     };
+    let workers = threads.get().min(num_txns.max(1));
     let barrier = Barrier::new(workers);
-    let parts = start(&|worker| block.work_and_finish(worker, workers, &barrier));
-    if parts.len() != workers {
-        return Err(ExecutionError::Invariant(format!(
-            "{} of {workers} workers reported back",
-            parts.len()
-        )));
-    }
+    let mut parts = Vec::with_capacity(workers);
+    std::thread::scope(|scope| {
+        let block = &block;
+        let barrier = &barrier;
+        let handles: Vec<_> = (1..workers)
+            .map(|worker| scope.spawn(move || block.work_and_finish(worker, workers, barrier)))
+            .collect();
+        parts.push(block.work_and_finish(0, workers, barrier));
+        for handle in handles {
+            // Panics are caught inside the worker; a join error would be a panic in the
+            // barrier or the clearing, which cannot return a part anyway.
+            parts.push(handle.join().unwrap_or(None));
+        }
+    });
     if let Some(error) = block.fatal.lock().take() {
         return Err(error);
     }

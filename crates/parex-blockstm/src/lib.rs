@@ -18,7 +18,7 @@ pub mod scheduler;
 mod sequential;
 mod task;
 
-pub use executor::{execute_parallel, execute_parallel_in, execute_parallel_on, TaskMemory};
+pub use executor::{execute_parallel, execute_parallel_in, TaskMemory};
 pub use ideal::ideal_speedup;
 pub use sequential::{execute_sequential, execute_sequential_in, Overlay};
 pub use task::{

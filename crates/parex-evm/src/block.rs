@@ -6,8 +6,8 @@ use crate::task::{
 use crate::BlockError;
 use parex_blockstm::mvmemory::MvMemory;
 use parex_blockstm::{
-    execute_parallel_in, execute_parallel_on, execute_sequential_in, ideal_speedup, BlockOutput,
-    ExecutionError, Options, Overlay,
+    execute_parallel_in, execute_sequential_in, ideal_speedup, BlockOutput, ExecutionError,
+    Options, Overlay,
 };
 use parex_primitives::{
     AccountChange, AccountInfo, Address, BlockEnv, Bytes, ExecStats, Fork, Receipt, StateChanges,
@@ -324,8 +324,6 @@ thread_local! {
     /// Analysed contract code by hash, kept by the calling thread across blocks: consecutive
     /// blocks call mostly the same contracts (code by hash never changes). Bounded.
     static BLOCK_CODES: Rc<CodeCache> = Rc::new(CodeCache::default());
-    /// Block-STM workers that outlive a block (see [`worker_pool`]).
-    static WORKER_POOL: RefCell<Option<(u32, Rc<rayon::ThreadPool>)>> = const { RefCell::new(None) };
 }
 
 fn run_parallel<'a, S: StateViewRef>(
@@ -334,45 +332,9 @@ fn run_parallel<'a, S: StateViewRef>(
     options: Options,
 ) -> Result<BlockOutput<EvmTask<'a, S>>, ExecutionError> {
     PARALLEL_MEMORY.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut memory) => match worker_pool(threads) {
-            Some(pool) => execute_parallel_on(&pool, &mut memory, task, options),
-            None => execute_parallel_in(&mut memory, task, threads, options),
-        },
+        Ok(mut memory) => execute_parallel_in(&mut memory, task, threads, options),
         // Re-entered on this thread: run on fresh memory rather than share.
         Err(_) => execute_parallel_in(&mut MvMemory::default(), task, threads, options),
-    })
-}
-
-/// The calling thread's pool of `threads` Block-STM workers, started on first use and kept
-/// across blocks (rebuilt when the thread count changes), so that the workers' per-thread
-/// state (an EVM, analysed code) stays warm. `None` with one thread, which runs on the
-/// calling thread itself, or when no pool can be started (the executor then starts scoped
-/// threads). A pool inherited through `fork` has no threads in the child: it is recognised
-/// by the process id, left alone and replaced.
-fn worker_pool(threads: NonZeroUsize) -> Option<Rc<rayon::ThreadPool>> {
-    if threads.get() < 2 {
-        return None;
-    }
-    WORKER_POOL.with(|cell| {
-        let mut slot = cell.try_borrow_mut().ok()?;
-        let pid = std::process::id();
-        match slot.take() {
-            Some((owner, pool)) if owner == pid && pool.current_num_threads() == threads.get() => {
-                *slot = Some((owner, Rc::clone(&pool)));
-                return Some(pool);
-            }
-            // Dropping a forked copy would signal threads this process does not have.
-            Some((owner, pool)) if owner != pid => std::mem::forget(pool),
-            _ => {}
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.get())
-            .thread_name(|i| format!("parex-blockstm-{i}"))
-            .build()
-            .ok()?;
-        let pool = Rc::new(pool);
-        *slot = Some((pid, Rc::clone(&pool)));
-        Some(pool)
     })
 }
 
