@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
 
 from conftest import universe
 from hypothesis import HealthCheck, given, settings
@@ -150,3 +152,29 @@ def test_digest_distinguishes_outcomes() -> None:
     assert not one.same_outcome(two)
     assert one.digest() != two.digest()
     assert len(one.digest()) == 32
+
+
+def _execute_in_child(txs: list[bytes], digest: str, conn: Connection) -> None:
+    u = universe()
+    result = Engine(threads=2, sequential_rule=False).execute(u.env, txs, u.state)
+    conn.send(result.digest() == digest)
+
+
+def test_forked_child_executes_in_parallel() -> None:
+    """A process forked after the parent ran Block-STM (a multiprocessing worker) executes in
+    parallel too: nothing the parent's engine keeps per thread (memory, caches; a pool of
+    worker threads, which a child would inherit without its threads) may hang it."""
+    u = universe()
+    txs = build_block([Op("erc20", i, i % 4, 10**18, i % 2 == 0) for i in range(12)])
+    parent = Engine(threads=2, sequential_rule=False).execute(u.env, txs, u.state)
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_execute_in_child, args=(txs, parent.digest(), send))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        raise AssertionError("the forked child hung on the parent's worker pool")
+    assert child.exitcode == 0
+    assert receive.recv() is True
