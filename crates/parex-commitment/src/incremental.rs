@@ -556,7 +556,6 @@ enum Undo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use parex_primitives::{AccountChange, AccountInfo, Bytes, KECCAK_EMPTY};
     use proptest::prelude::*;
 
     #[test]
@@ -589,28 +588,12 @@ mod tests {
     }
 
     fn changes_strategy() -> impl Strategy<Value = StateChanges> {
-        let change = (
-            prop::option::weighted(0.85, (0u64..1_000, 0u64..4, any::<bool>())),
-            any::<bool>(),
-            prop::collection::btree_map(0u64..24, 0u64..3, 0..6),
-        )
-            .prop_map(|(info, storage_cleared, storage)| {
-                let code = info.and_then(|(_, _, c)| c.then(|| Bytes::from_static(&[0x60, 0x00])));
-                AccountChange {
-                    info: info.map(|(balance, nonce, _)| AccountInfo {
-                        balance: U256::from(balance),
-                        nonce,
-                        code_hash: code.as_ref().map(keccak256).unwrap_or(KECCAK_EMPTY),
-                    }),
-                    code,
-                    storage_cleared,
-                    storage: storage
-                        .into_iter()
-                        .map(|(k, v)| (U256::from(k), U256::from(v)))
-                        .collect(),
-                }
-            });
-        prop::collection::btree_map((0u8..40).prop_map(Address::with_last_byte), change, 0..12)
+        parex_primitives::strategies::state_changes(parex_primitives::strategies::ChangesShape {
+            addresses: 40,
+            slots: 24,
+            accounts: 11,
+            slots_per_account: 5,
+        })
     }
 
     proptest! {

@@ -9,6 +9,8 @@ mod changes;
 mod receipt;
 mod schedule;
 mod stats;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 
 pub use alloy_primitives::{keccak256, Address, Bytes, Log, LogData, B256, U256};
 pub use block::{BlockEnv, Fork, UnknownFork};

@@ -25,41 +25,12 @@ fn commit(store: &Store, number: u64, changes: &StateChanges, tx_hashes: &[B256]
 }
 
 fn change_strategy() -> impl Strategy<Value = StateChanges> {
-    let change = (
-        prop::option::weighted(
-            0.85,
-            (
-                0u64..1_000,
-                0u64..5,
-                prop::option::of(prop::collection::vec(any::<u8>(), 1..8)),
-            ),
-        ),
-        any::<bool>(),
-        prop::collection::btree_map(0u64..6, 0u64..3, 0..4),
-    )
-        .prop_map(|(info, storage_cleared, storage)| {
-            let code = info
-                .as_ref()
-                .and_then(|(_, _, c)| c.clone())
-                .map(Bytes::from);
-            AccountChange {
-                info: info.map(|(balance, nonce, _)| AccountInfo {
-                    balance: U256::from(balance),
-                    nonce,
-                    code_hash: code
-                        .as_ref()
-                        .map(parex_primitives::keccak256)
-                        .unwrap_or(parex_primitives::KECCAK_EMPTY),
-                }),
-                code,
-                storage_cleared,
-                storage: storage
-                    .into_iter()
-                    .map(|(k, v)| (U256::from(k), U256::from(v)))
-                    .collect(),
-            }
-        });
-    prop::collection::btree_map((0u8..6).prop_map(Address::with_last_byte), change, 0..6)
+    parex_primitives::strategies::state_changes(parex_primitives::strategies::ChangesShape {
+        addresses: 6,
+        slots: 6,
+        accounts: 5,
+        slots_per_account: 3,
+    })
 }
 
 proptest! {
