@@ -31,10 +31,9 @@
 //! - **I15** A read that failed voids its incarnation, whatever the task returned with it.
 //!
 //! # Memory ordering
-//! The statistics counters are `Relaxed`: each worker counts in plain integers of its own
-//! (a shared counter bumped per task would bounce its cache line between cores) and adds them
-//! once, when it leaves the work loop; they are read after the scoped threads join, and the
-//! join orders them. The trace's per-transaction times are written under the same
+//! The statistics are no atomics: each worker counts in plain integers of its own (a shared
+//! counter bumped per task would bounce its cache line between cores) and adds them once,
+//! under a mutex, when it leaves the work loop. The trace's per-transaction times are written under the same
 //! happens-before as the outputs (a mutex) and read after the join.
 
 use crate::mvmemory::{MvMemory, ReadSet};
@@ -79,9 +78,9 @@ impl<T: BlockTask> ReadView for MvView<'_, T> {
     }
 }
 
-/// One worker's counts, added to [`Counters`] when it leaves the work loop.
+/// Statistics of one worker, and of the block once every worker has added its own.
 #[derive(Default)]
-struct LocalCounters {
+struct Counts {
     executions: u64,
     validations: u64,
     validation_aborts: u64,
@@ -89,13 +88,14 @@ struct LocalCounters {
     hinted_waits: u64,
 }
 
-#[derive(Default)]
-struct Counters {
-    executions: AtomicU64,
-    validations: AtomicU64,
-    validation_aborts: AtomicU64,
-    blocked_reads: AtomicU64,
-    hinted_waits: AtomicU64,
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.executions += other.executions;
+        self.validations += other.validations;
+        self.validation_aborts += other.validation_aborts;
+        self.blocked_reads += other.blocked_reads;
+        self.hinted_waits += other.hinted_waits;
+    }
 }
 
 /// The final value of each written key (`None`: deleted or absent).
@@ -110,7 +110,7 @@ struct Block<'a, T: BlockTask> {
     outputs: Vec<CacheLine<Mutex<Option<TxnOutcome<T>>>>>,
     nanos: Vec<AtomicU64>,
     trace: bool,
-    counters: Counters,
+    counts: Mutex<Counts>,
     fatal: Mutex<Option<ExecutionError>>,
 }
 
@@ -183,7 +183,7 @@ impl<T: BlockTask> Block<'_, T> {
         let mut scratch: ReadSet<T::Key> = Vec::with_capacity(32);
         let mut idle_spins = 0u32;
         // Lost if a task panics: the block then fails, and the sequential re-run's stats stand.
-        let mut counts = LocalCounters::default();
+        let mut counts = Counts::default();
         while !self.scheduler.done() {
             task = match task {
                 Some(Task::Execution(version)) => {
@@ -207,23 +207,14 @@ impl<T: BlockTask> Block<'_, T> {
                 }
             };
         }
-        let shared = &self.counters;
-        shared.executions.fetch_add(counts.executions, Relaxed);
-        shared.validations.fetch_add(counts.validations, Relaxed);
-        shared
-            .validation_aborts
-            .fetch_add(counts.validation_aborts, Relaxed);
-        shared
-            .blocked_reads
-            .fetch_add(counts.blocked_reads, Relaxed);
-        shared.hinted_waits.fetch_add(counts.hinted_waits, Relaxed);
+        self.counts.lock().add(&counts);
     }
 
     fn try_execute(
         &self,
         version: Version,
         scratch: &mut ReadSet<T::Key>,
-        counts: &mut LocalCounters,
+        counts: &mut Counts,
     ) -> Option<Task> {
         let Version {
             txn_idx,
@@ -300,7 +291,7 @@ impl<T: BlockTask> Block<'_, T> {
         }
     }
 
-    fn validate(&self, version: Version, counts: &mut LocalCounters) -> Option<Task> {
+    fn validate(&self, version: Version, counts: &mut Counts) -> Option<Task> {
         let Version {
             txn_idx,
             incarnation,
@@ -347,7 +338,7 @@ pub fn execute_parallel_in<T: BlockTask>(
             .map(|_| AtomicU64::new(0))
             .collect(),
         trace: options.trace,
-        counters: Counters::default(),
+        counts: Mutex::new(Counts::default()),
         fatal: Mutex::new(None),
     };
     let workers = threads.get().min(num_txns.max(1));
@@ -421,17 +412,18 @@ pub fn execute_parallel_in<T: BlockTask>(
             .collect()
     });
 
-    let executions = block.counters.executions.load(Relaxed);
+    let counts = block.counts.into_inner();
+    let executions = counts.executions;
     Ok(BlockOutput {
         results,
         state,
         stats: Stats {
             executions,
             reexecutions: executions.saturating_sub(num_txns as u64),
-            validations: block.counters.validations.load(Relaxed),
-            validation_aborts: block.counters.validation_aborts.load(Relaxed),
-            blocked_reads: block.counters.blocked_reads.load(Relaxed),
-            hinted_waits: block.counters.hinted_waits.load(Relaxed),
+            validations: counts.validations,
+            validation_aborts: counts.validation_aborts,
+            blocked_reads: counts.blocked_reads,
+            hinted_waits: counts.hinted_waits,
             threads: workers as u32,
         },
         traces,

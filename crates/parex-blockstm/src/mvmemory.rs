@@ -355,6 +355,16 @@ where
             .collect()
     }
 
+    /// The indexes of the shards `worker`, `worker + workers`, ... of the map: one worker's
+    /// share in the block's tail (snapshot, then clearing), disjoint from every other worker's.
+    fn shard_share(
+        &self,
+        worker: usize,
+        workers: usize,
+    ) -> std::iter::StepBy<std::ops::Range<usize>> {
+        (worker..self.data.shards().len()).step_by(workers.max(1))
+    }
+
     /// The final value of every written key in the shards `worker`, `worker + workers`, ...
     /// of the map, deltas resolved: the share of one worker in a parallel snapshot. The shares
     /// are disjoint and together cover every key with an entry, which (I9: `record` keeps
@@ -372,14 +382,9 @@ where
         T: BlockTask<Key = K, Value = V, Delta = D>,
     {
         let mut out = Vec::new();
-        for shard in self
-            .data
-            .shards()
-            .iter()
-            .skip(worker)
-            .step_by(workers.max(1))
-        {
-            let shard = shard.read();
+        let shards = self.data.shards();
+        for index in self.shard_share(worker, workers) {
+            let shard = shards[index].read();
             out.reserve(shard.len());
             // SAFETY: the shard's read guard is held for the whole walk, so no bucket is
             // moved or freed while it is borrowed.
@@ -401,14 +406,9 @@ where
     /// Empties the shards `worker`, `worker + workers`, ... of the map, keeping their
     /// allocations: the parallel share of the next block's [`MvMemory::reset`].
     pub fn clear_shards(&self, worker: usize, workers: usize) {
-        for shard in self
-            .data
-            .shards()
-            .iter()
-            .skip(worker)
-            .step_by(workers.max(1))
-        {
-            shard.write().clear();
+        let shards = self.data.shards();
+        for index in self.shard_share(worker, workers) {
+            shards[index].write().clear();
         }
     }
 }

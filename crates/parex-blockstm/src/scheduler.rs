@@ -170,18 +170,43 @@ impl Scheduler {
         }
     }
 
+    /// Takes the next index from `execution_idx` and claims it if it is ready. The caller holds
+    /// an active-task count.
+    fn claim_execution(&self) -> Option<Version> {
+        let idx = self.execution_idx.fetch_add(1, SeqCst);
+        self.try_incarnate(idx)
+    }
+
+    /// Takes the next index from `validation_idx`: its validation task if it is executed. The
+    /// caller holds an active-task count.
+    fn claim_validation(&self) -> Option<Version> {
+        let idx = self.validation_idx.fetch_add(1, SeqCst);
+        if idx >= self.num_txns {
+            return None;
+        }
+        let (incarnation, status) = *self.txns[idx].status.lock();
+        (status == Status::Executed).then_some(Version {
+            txn_idx: idx as TxnIndex,
+            incarnation,
+        })
+    }
+
+    /// Takes an active-task count and tries `claim`; returns the count when nothing is claimed.
+    fn claim_with_count(&self, claim: impl FnOnce() -> Option<Version>) -> Option<Version> {
+        self.num_active_tasks.fetch_add(1, SeqCst);
+        let version = claim();
+        if version.is_none() {
+            self.num_active_tasks.fetch_sub(1, SeqCst);
+        }
+        version
+    }
+
     fn next_version_to_execute(&self) -> Option<Version> {
         if self.execution_idx.load(SeqCst) >= self.num_txns {
             self.check_done();
             return None;
         }
-        self.num_active_tasks.fetch_add(1, SeqCst);
-        let idx = self.execution_idx.fetch_add(1, SeqCst);
-        let version = self.try_incarnate(idx);
-        if version.is_none() {
-            self.num_active_tasks.fetch_sub(1, SeqCst);
-        }
-        version
+        self.claim_with_count(|| self.claim_execution())
     }
 
     fn next_version_to_validate(&self) -> Option<Version> {
@@ -189,19 +214,7 @@ impl Scheduler {
             self.check_done();
             return None;
         }
-        self.num_active_tasks.fetch_add(1, SeqCst);
-        let idx = self.validation_idx.fetch_add(1, SeqCst);
-        if idx < self.num_txns {
-            let (incarnation, status) = *self.txns[idx].status.lock();
-            if status == Status::Executed {
-                return Some(Version {
-                    txn_idx: idx as TxnIndex,
-                    incarnation,
-                });
-            }
-        }
-        self.num_active_tasks.fetch_sub(1, SeqCst);
-        None
+        self.claim_with_count(|| self.claim_validation())
     }
 
     /// The next task for an idle worker: validation first when it lags behind execution.
@@ -316,25 +329,17 @@ impl Scheduler {
     fn next_task_held(&self) -> Option<Task> {
         let validation_idx = self.validation_idx.load(SeqCst);
         let execution_idx = self.execution_idx.load(SeqCst);
-        if validation_idx < execution_idx {
-            let idx = self.validation_idx.fetch_add(1, SeqCst);
-            if idx < self.num_txns {
-                let (incarnation, status) = *self.txns[idx].status.lock();
-                if status == Status::Executed {
-                    return Some(Task::Validation(Version {
-                        txn_idx: idx as TxnIndex,
-                        incarnation,
-                    }));
-                }
-            }
+        let task = if validation_idx < execution_idx {
+            self.claim_validation().map(Task::Validation)
         } else if execution_idx < self.num_txns {
-            let idx = self.execution_idx.fetch_add(1, SeqCst);
-            if let Some(version) = self.try_incarnate(idx) {
-                return Some(Task::Execution(version));
-            }
+            self.claim_execution().map(Task::Execution)
+        } else {
+            None
+        };
+        if task.is_none() {
+            self.num_active_tasks.fetch_sub(1, SeqCst);
         }
-        self.num_active_tasks.fetch_sub(1, SeqCst);
-        None
+        task
     }
 }
 

@@ -246,14 +246,7 @@ impl Node {
                 if let Some(r) = cached {
                     return r.clone();
                 }
-                let mut stack = Vec::with_capacity(16);
-                let mut mask = TrieMask::default();
-                for (i, child) in children.iter_mut().enumerate() {
-                    if let Some(child) = child {
-                        stack.push(child.reference(buf));
-                        mask.set_bit(i as u8);
-                    }
-                }
+                let (stack, mask) = child_references(children, buf);
                 buf.clear();
                 let r = BranchNodeRef::new(&stack, mask).rlp(buf);
                 *cached = Some(r.clone());
@@ -277,14 +270,7 @@ impl Node {
                 buf.clone()
             }
             Node::Branch { children, .. } => {
-                let mut stack = Vec::with_capacity(16);
-                let mut mask = TrieMask::default();
-                for (i, child) in children.iter_mut().enumerate() {
-                    if let Some(child) = child {
-                        stack.push(child.reference(buf));
-                        mask.set_bit(i as u8);
-                    }
-                }
+                let (stack, mask) = child_references(children, buf);
                 buf.clear();
                 BranchNodeRef::new(&stack, mask).rlp(buf);
                 buf.clone()
@@ -551,6 +537,22 @@ enum Undo {
     Storage(Address, Option<Trie>),
     /// A storage leaf and its value before.
     Slot(Address, B256, Option<Vec<u8>>),
+}
+
+/// The references of a branch's children, in nibble order, and which nibbles have one.
+fn child_references(
+    children: &mut [Option<Node>; 16],
+    buf: &mut Vec<u8>,
+) -> (Vec<RlpNode>, TrieMask) {
+    let mut stack = Vec::with_capacity(16);
+    let mut mask = TrieMask::default();
+    for (i, child) in children.iter_mut().enumerate() {
+        if let Some(child) = child {
+            stack.push(child.reference(buf));
+            mask.set_bit(i as u8);
+        }
+    }
+    (stack, mask)
 }
 
 #[cfg(test)]
