@@ -73,6 +73,14 @@ fn plain_revm_bundle_block(prepared: &PreparedBlock, state: &InMemoryState) -> (
     (gas, bundle.state.len())
 }
 
+/// Runs `run`, adding its wall time to `times`.
+fn timed<R>(times: &mut Vec<Duration>, run: impl FnOnce() -> R) -> R {
+    let started = Instant::now();
+    let result = run();
+    times.push(started.elapsed());
+    result
+}
+
 fn main() {
     let iterations: usize = std::env::args()
         .skip(1)
@@ -117,102 +125,57 @@ fn main() {
 
     let sequential = ExecConfig {
         executor: ExecutorKind::Sequential,
-        threads: 1,
-        trace: false,
-        sequential_rule: false,
+        ..ExecConfig::default()
     };
     let parallel_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let parallel = ExecConfig {
-        executor: ExecutorKind::Parallel,
         threads: parallel_threads,
-        trace: false,
-        sequential_rule: false,
+        ..ExecConfig::default()
     };
+    // The default: Block-STM on one thread, no sequential rule.
+    let parallel1 = ExecConfig::default();
 
     let mut revm_times = Vec::new();
     let mut bundle_times = Vec::new();
     let mut seq_times = Vec::new();
     let mut par_times = Vec::new();
     let mut par1_times = Vec::new();
-    let parallel1 = ExecConfig {
-        executor: ExecutorKind::Parallel,
-        threads: 1,
-        trace: false,
-        sequential_rule: false,
-    };
     let mut gas = 0u64;
     // PAREX_BENCH_ONLY=revm|bundle|sequential|parallel|parallel1 runs only that executor (for
     // profiling).
     let only = std::env::var("PAREX_BENCH_ONLY").ok();
-    let only_revm = only.as_deref() == Some("revm");
-    let only_bundle = only.as_deref() == Some("bundle");
-    let only_sequential = only.as_deref() == Some("sequential");
-    let only_parallel = only.as_deref() == Some("parallel");
-    let only_parallel1 = only.as_deref() == Some("parallel1");
+    let runs = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    let ours = |config: &ExecConfig| execute_prepared(&prepared, &state, config).expect("valid");
     for _ in 0..iterations {
-        if only_parallel1 {
-            let started = Instant::now();
-            let ours = execute_prepared(&prepared, &state, &parallel1).expect("valid");
-            par1_times.push(started.elapsed());
-            gas = ours.gas_used;
-            continue;
-        }
-        if only_parallel {
-            let started = Instant::now();
-            let ours = execute_prepared(&prepared, &state, &parallel).expect("valid");
-            par_times.push(started.elapsed());
-            gas = ours.gas_used;
-            continue;
-        }
-        if only_bundle {
-            let started = Instant::now();
-            gas = plain_revm_bundle_block(&prepared, &state).0;
-            bundle_times.push(started.elapsed());
-            continue;
-        }
-        if only_sequential {
-            let started = Instant::now();
-            let ours = execute_prepared(&prepared, &state, &sequential).expect("valid");
-            seq_times.push(started.elapsed());
-            gas = ours.gas_used;
-            continue;
-        }
-        // Plain revm.
-        let started = Instant::now();
-        let revm_gas = plain_revm_block(&prepared, &state);
-        revm_times.push(started.elapsed());
-        if only_revm {
-            gas = revm_gas;
-            continue;
-        }
+        let revm_gas =
+            runs("revm").then(|| timed(&mut revm_times, || plain_revm_block(&prepared, &state)));
+        let bundle = runs("bundle").then(|| {
+            timed(&mut bundle_times, || {
+                plain_revm_bundle_block(&prepared, &state)
+            })
+        });
+        let seq = runs("sequential").then(|| timed(&mut seq_times, || ours(&sequential)));
+        let par = runs("parallel").then(|| timed(&mut par_times, || ours(&parallel)));
+        let par1 = runs("parallel1").then(|| timed(&mut par1_times, || ours(&parallel1)));
 
-        let started = Instant::now();
-        let (bundle_gas, bundle_accounts) = plain_revm_bundle_block(&prepared, &state);
-        bundle_times.push(started.elapsed());
-        assert_eq!(bundle_gas, revm_gas);
-
-        let started = Instant::now();
-        let ours = execute_prepared(&prepared, &state, &sequential).expect("valid");
-        seq_times.push(started.elapsed());
-        assert_eq!(ours.gas_used, revm_gas, "gas differs from plain revm");
-        // The beneficiary is one more changed account in revm's bundle (it is credited there
-        // per transaction; parex settles it too, so both count it).
-        assert_eq!(
-            ours.changes.len(),
-            bundle_accounts,
-            "changed accounts differ"
-        );
-        gas = ours.gas_used;
-
-        let started = Instant::now();
-        let ours = execute_prepared(&prepared, &state, &parallel).expect("valid");
-        par_times.push(started.elapsed());
-        assert_eq!(ours.gas_used, revm_gas);
-
-        let started = Instant::now();
-        let ours = execute_prepared(&prepared, &state, &parallel1).expect("valid");
-        par1_times.push(started.elapsed());
-        assert_eq!(ours.gas_used, revm_gas);
+        let measured = [
+            revm_gas,
+            bundle.map(|(gas, _)| gas),
+            seq.as_ref().map(|r| r.gas_used),
+            par.as_ref().map(|r| r.gas_used),
+            par1.as_ref().map(|r| r.gas_used),
+        ];
+        let mut gases = measured.into_iter().flatten();
+        gas = gases.next().unwrap_or(gas);
+        assert!(gases.all(|g| g == gas), "gas differs between executors");
+        if let (Some((_, bundle_accounts)), Some(seq)) = (bundle, &seq) {
+            // Both count the beneficiary: revm credits it per transaction, parex once.
+            assert_eq!(
+                seq.changes.len(),
+                bundle_accounts,
+                "changed accounts differ"
+            );
+        }
     }
     // Each series prints only when it was measured (the profiling modes run one executor).
     let median = |mut v: Vec<Duration>| {
