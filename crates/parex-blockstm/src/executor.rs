@@ -39,7 +39,7 @@
 use crate::mvmemory::{MvMemory, ReadSet};
 use crate::scheduler::{Scheduler, Status, Task};
 use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version};
-use crate::{BlockOutput, CacheLine, ExecutionError, Options, Stats, TxnTrace};
+use crate::{BlockOutput, CacheLine, ExecutionError, FinalState, Options, Stats, TxnTrace};
 use parking_lot::Mutex;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -379,10 +379,12 @@ pub fn execute_parallel_in<T: BlockTask>(
             }
         }
     }
-    let mut state = Vec::new();
+    let mut state = FinalState {
+        parts: Vec::with_capacity(parts.len()),
+    };
     for part in parts {
         match part {
-            Some(part) => state.extend(part),
+            Some(part) => state.parts.push(part),
             None => {
                 return Err(ExecutionError::Invariant(
                     "a worker finished without its share of the final state".into(),

@@ -32,12 +32,42 @@ pub struct BlockOutput<T: BlockTask> {
     /// One entry per transaction, in block order. The sequential executor stops after the
     /// first `Err`; the parallel executor returns every transaction's committed outcome.
     pub results: Vec<Result<T::Output, T::Error>>,
-    /// The final value of every key the block wrote (`None`: deleted or absent), deltas
-    /// resolved. Unordered.
-    pub state: Vec<(T::Key, Option<T::Value>)>,
+    /// The final value of every key the block wrote.
+    pub state: FinalState<T::Key, T::Value>,
     pub stats: Stats,
     /// Per-transaction traces, when asked for.
     pub traces: Option<Vec<TxnTrace<T::Key>>>,
+}
+
+/// The final value of every key a block wrote (`None`: deleted or absent), deltas resolved, in
+/// disjoint parts: one per worker of the parallel executor, each resolved by its worker from
+/// its share of the multi-version memory, so that a caller can go on building from the parts
+/// on as many threads without first gathering them; one part from the sequential executor.
+/// Each key is in exactly one part. Unordered within and across parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalState<K, V> {
+    pub parts: Vec<Vec<(K, Option<V>)>>,
+}
+
+impl<K, V> FinalState<K, V> {
+    /// The number of keys, over all parts.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.iter().all(Vec::is_empty)
+    }
+
+    /// Every key's final value in one vector.
+    pub fn into_entries(self) -> Vec<(K, Option<V>)> {
+        let mut parts = self.parts.into_iter();
+        let mut entries = parts.next().unwrap_or_default();
+        for part in parts {
+            entries.extend(part);
+        }
+        entries
+    }
 }
 
 /// Counters of one block's execution.

@@ -3,7 +3,7 @@
 //! only in scheduling, and it is what the parallel executor falls back to.
 
 use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, WriteOp};
-use crate::{BlockOutput, ExecutionError, Options, Stats, TxnTrace};
+use crate::{BlockOutput, ExecutionError, FinalState, Options, Stats, TxnTrace};
 use ahash::AHashMap;
 use std::collections::hash_map::Entry;
 use std::time::Instant;
@@ -146,10 +146,12 @@ pub fn execute_sequential_in<T: BlockTask>(
     let executions = results.len() as u64;
     Ok(BlockOutput {
         results,
-        state: overlay
-            .drain()
-            .map(|(key, (value, _))| (key, value))
-            .collect(),
+        state: FinalState {
+            parts: vec![overlay
+                .drain()
+                .map(|(key, (value, _))| (key, value))
+                .collect()],
+        },
         stats: Stats {
             executions,
             threads: 1,

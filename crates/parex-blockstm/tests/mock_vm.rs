@@ -195,8 +195,8 @@ fn assert_same_hinted(txns: &[Vec<Op>], hints: &[Option<TxnIndex>], threads: usi
         }
         None => {
             assert_eq!(sequential.results, parallel.results, "threads={threads}");
-            let mut seq_state = sequential.state.clone();
-            let mut par_state = parallel.state.clone();
+            let mut seq_state = sequential.state.clone().into_entries();
+            let mut par_state = parallel.state.clone().into_entries();
             seq_state.sort();
             par_state.sort();
             assert_eq!(seq_state, par_state, "final state, threads={threads}");
@@ -354,7 +354,7 @@ fn delta_chains_resolve_over_absent_and_deleted_values() {
     ];
     let block = MockBlock::new(txns.clone());
     let seq = execute_sequential(&block, Options::default()).unwrap();
-    let mut state = seq.state.clone();
+    let mut state = seq.state.clone().into_entries();
     state.sort();
     assert!(state.contains(&(0, Some(6))));
     assert!(state.contains(&(3, Some(9))));
@@ -403,13 +403,13 @@ fn reused_memory_carries_nothing_between_blocks() {
             assert_eq!(fresh.results, pooled_seq.results, "round {round} block {i}");
             assert_eq!(fresh.results, pooled_par.results, "round {round} block {i}");
             assert_eq!(
-                sorted(fresh.state.clone()),
-                sorted(pooled_seq.state),
+                sorted(fresh.state.clone().into_entries()),
+                sorted(pooled_seq.state.into_entries()),
                 "round {round} block {i}"
             );
             assert_eq!(
-                sorted(fresh.state),
-                sorted(pooled_par.state),
+                sorted(fresh.state.into_entries()),
+                sorted(pooled_par.state.into_entries()),
                 "round {round} block {i}"
             );
         }

@@ -1,8 +1,7 @@
+use crate::changes::state_changes;
 use crate::env::max_blob_gas_per_block;
 use crate::prepare::PreparedBlock;
-use crate::task::{
-    AccountValue, CodeCache, CodeValue, EvmKey, EvmTask, EvmValue, SlotValue, STORAGE_STALE,
-};
+use crate::task::{CodeCache, EvmKey, EvmTask, EvmValue};
 use crate::BlockError;
 use parex_blockstm::mvmemory::MvMemory;
 use parex_blockstm::{
@@ -10,8 +9,8 @@ use parex_blockstm::{
     Options, Overlay,
 };
 use parex_primitives::{
-    AccountChange, AccountInfo, Address, BlockEnv, Bytes, ExecStats, Fork, Receipt, StateChanges,
-    TxIndex, B256, KECCAK_EMPTY, U256,
+    AccountChange, Address, BlockEnv, Bytes, ExecStats, Fork, Receipt, StateChanges, TxIndex, B256,
+    U256,
 };
 use parex_state::{StateError, StateViewRef};
 use std::cell::RefCell;
@@ -268,13 +267,7 @@ pub fn execute_prepared<S: StateViewRef>(
         });
     }
 
-    let assembly_threads = match config.executor {
-        _ if rule.is_some() => 1,
-        ExecutorKind::Sequential => 1,
-        ExecutorKind::Parallel => config.threads.max(1),
-    };
-    let mut changes =
-        state_changes(state, final_state, assembly_threads).map_err(|e| BlockError::State(e.0))?;
+    let mut changes = state_changes(state, final_state).map_err(|e| BlockError::State(e.0))?;
     // EIP-161 for the beneficiary: the spec touches it with every fee, so a zero fee deletes
     // it when it exists and is empty. Lazy fees never touch it; apply the rule once here.
     if zero_fee_tx && env.fork >= Fork::SpuriousDragon {
@@ -346,268 +339,6 @@ fn run_sequential<'a, S: StateViewRef>(
         Ok(mut overlay) => execute_sequential_in(&mut overlay, task, options),
         Err(_) => execute_sequential_in(&mut Overlay::default(), task, options),
     })
-}
-
-/// What the block left at one address, before it becomes an [`AccountChange`].
-#[derive(Default)]
-struct Pending {
-    account: Option<Option<AccountValue>>,
-    code: Option<Option<CodeValue>>,
-    storage: Vec<(U256, SlotValue)>,
-}
-
-/// A key's final value, as the executors return it.
-type FinalEntry = (EvmKey, Option<EvmValue>);
-
-/// Below this many final values the tail runs on the calling thread: spawning costs more
-/// than it saves.
-const PARALLEL_TAIL_MIN_ENTRIES: usize = 4_096;
-
-/// Groups the final values by address and builds each [`AccountChange`].
-///
-/// With `threads > 1` (the parallel executor's tail) no step is serial but the last merge: the
-/// values are shuffled so that every key of one address lands in one group (phase 1: each
-/// thread buckets a contiguous chunk), then each group is collected, built and sorted on its
-/// own thread (phase 2), and the sorted groups are merged into the tree.
-fn state_changes<S: StateViewRef>(
-    state: &S,
-    final_state: Vec<FinalEntry>,
-    threads: usize,
-) -> Result<StateChanges, StateError> {
-    let groups = if final_state.len() < PARALLEL_TAIL_MIN_ENTRIES {
-        1
-    } else {
-        threads.max(1)
-    };
-    let built = if groups == 1 {
-        vec![build_group(state, vec![final_state])?]
-    } else {
-        let chunk = final_state.len().div_ceil(groups);
-        let mut chunks: Vec<Vec<FinalEntry>> = Vec::with_capacity(groups);
-        let mut rest = final_state;
-        while rest.len() > chunk {
-            let tail = rest.split_off(chunk);
-            chunks.push(rest);
-            rest = tail;
-        }
-        chunks.push(rest);
-        let bucketed = on_threads(chunks, |chunk| Ok(bucket_by_group(chunk, groups)))?;
-        let mut per_group: Vec<Vec<Vec<FinalEntry>>> = (0..groups)
-            .map(|_| Vec::with_capacity(bucketed.len()))
-            .collect();
-        for buckets in bucketed {
-            for (group, bucket) in buckets.into_iter().enumerate() {
-                per_group[group].push(bucket);
-            }
-        }
-        on_threads(per_group, |parts| build_group(state, parts))?
-    };
-    Ok(merge_sorted(built))
-}
-
-/// Runs `work` on each input, one scoped thread per input; the results keep the input order.
-fn on_threads<I: Send, O: Send>(
-    inputs: Vec<I>,
-    work: impl Fn(I) -> Result<O, StateError> + Sync,
-) -> Result<Vec<O>, StateError> {
-    let work = &work;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = inputs
-            .into_iter()
-            .map(|input| scope.spawn(move || work(input)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(StateError("state assembly panicked".into())))
-            })
-            .collect()
-    })
-}
-
-/// The group of an address: every key of one address must land in the same group.
-fn group_of(address: &Address, groups: usize) -> usize {
-    let low = u64::from_le_bytes(address.0[12..20].try_into().unwrap_or_default());
-    // Multiplicative mixing: chosen addresses (0x…01, 0x…02) still spread over the groups.
-    ((low.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % groups as u64) as usize
-}
-
-fn bucket_by_group(chunk: Vec<FinalEntry>, groups: usize) -> Vec<Vec<FinalEntry>> {
-    let mut buckets: Vec<Vec<FinalEntry>> = (0..groups)
-        .map(|_| Vec::with_capacity(chunk.len() / groups + 16))
-        .collect();
-    for entry in chunk {
-        if let Some(address) = key_address(&entry.0) {
-            buckets[group_of(&address, groups)].push(entry);
-        }
-    }
-    buckets
-}
-
-/// Collects one group's values by address and builds its changes, sorted by address.
-fn build_group<S: StateViewRef>(
-    state: &S,
-    parts: Vec<Vec<FinalEntry>>,
-) -> Result<Vec<(Address, AccountChange)>, StateError> {
-    let entries: usize = parts.iter().map(Vec::len).sum();
-    let mut by_address: ahash::AHashMap<Address, Pending> =
-        ahash::AHashMap::with_capacity(entries / 2 + 1);
-    for (key, value) in parts.into_iter().flatten() {
-        match key {
-            EvmKey::Account(address) => {
-                by_address.entry(address).or_default().account = Some(match value {
-                    Some(EvmValue::Account(account)) => Some(account),
-                    _ => None,
-                });
-            }
-            EvmKey::Code(address) => {
-                by_address.entry(address).or_default().code = Some(match value {
-                    Some(EvmValue::Code(code)) => Some(code),
-                    _ => None,
-                });
-            }
-            EvmKey::Storage(address, slot) => {
-                let value = match value {
-                    Some(EvmValue::Storage(value)) => value,
-                    _ => SlotValue {
-                        value: U256::ZERO,
-                        written_by: None,
-                    },
-                };
-                by_address
-                    .entry(address)
-                    .or_default()
-                    .storage
-                    .push((slot, value));
-            }
-            EvmKey::BlockHash(_) => {}
-        }
-    }
-    let mut changes = Vec::with_capacity(by_address.len());
-    for (address, pending) in by_address {
-        changes.push(account_change(state, address, pending)?);
-    }
-    Ok(sorted_by_address(changes))
-}
-
-/// Sorts by address through a narrow index (integer keys, no byte loop) instead of moving the
-/// wide changes around.
-fn sorted_by_address(changes: Vec<(Address, AccountChange)>) -> Vec<(Address, AccountChange)> {
-    let mut order: Vec<(u64, u64, u32, u32)> = changes
-        .iter()
-        .enumerate()
-        .map(|(i, (address, _))| {
-            let bytes = &address.0 .0;
-            let word =
-                |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
-            let tail = u32::from_be_bytes(bytes[16..20].try_into().unwrap_or_default());
-            (word(0), word(8), tail, i as u32)
-        })
-        .collect();
-    order.sort_unstable();
-    let mut slots: Vec<Option<(Address, AccountChange)>> = changes.into_iter().map(Some).collect();
-    let mut sorted = Vec::with_capacity(slots.len());
-    sorted.extend(
-        order
-            .into_iter()
-            .filter_map(|(.., i)| slots[i as usize].take()),
-    );
-    sorted
-}
-
-/// Merges groups that are each sorted by address (and disjoint) into the change tree.
-fn merge_sorted(groups: Vec<Vec<(Address, AccountChange)>>) -> StateChanges {
-    if groups.len() == 1 {
-        // Sorted: the tree is bulk-built.
-        return groups.into_iter().flatten().collect();
-    }
-    let mut heads: Vec<std::iter::Peekable<std::vec::IntoIter<(Address, AccountChange)>>> = groups
-        .into_iter()
-        .map(|g| g.into_iter().peekable())
-        .collect();
-    let merged = std::iter::from_fn(move || {
-        let next = heads
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(i, head)| head.peek().map(|(address, _)| (*address, i)))
-            .min()?
-            .1;
-        heads[next].next()
-    });
-    merged.collect()
-}
-
-fn account_change<S: StateViewRef>(
-    state: &S,
-    address: Address,
-    pending: Pending,
-) -> Result<(Address, AccountChange), StateError> {
-    // Pre-block state is needed for an account the block did not write, and for the code hash
-    // of an account with code whose code the block did not change. An account without code
-    // needs none: giving an account code, or taking it away, also writes its `has_code`.
-    let needs_base = match (&pending.account, &pending.code) {
-        (None, _) => true,
-        (Some(Some(account)), None) => account.has_code,
-        (Some(_), _) => false,
-    };
-    let base = if needs_base {
-        state.account(&address)?
-    } else {
-        None
-    };
-    let account = match pending.account {
-        Some(account) => account,
-        None => base.map(|info| AccountValue {
-            balance: info.balance,
-            nonce: info.nonce,
-            storage_reset: None,
-            has_code: crate::task::has_code(info.code_hash),
-        }),
-    };
-    let Some(account) = account else {
-        // Deleted (or never came to exist): storage goes with it.
-        return Ok((address, AccountChange::deleted()));
-    };
-    let (code_hash, code) = match &pending.code {
-        Some(Some(code)) => (code.hash, Some(code.bytecode.original_bytes())),
-        Some(None) => (KECCAK_EMPTY, Some(Bytes::new())),
-        None if account.has_code => (base.map_or(KECCAK_EMPTY, |info| info.code_hash), None),
-        None => (KECCAK_EMPTY, None),
-    };
-    let mut storage: Vec<(U256, U256)> = pending
-        .storage
-        .into_iter()
-        .filter(|(_, slot)| match account.storage_reset {
-            None => true,
-            Some(STORAGE_STALE) => false,
-            Some(reset) => slot.written_by.is_some_and(|w| w >= reset),
-        })
-        .map(|(slot, value)| (slot, value.value))
-        .collect();
-    // Sorted in place first, so the tree is bulk-built from a sorted run.
-    storage.sort_unstable_by_key(|(slot, _)| *slot);
-    Ok((
-        address,
-        AccountChange {
-            info: Some(AccountInfo {
-                balance: account.balance,
-                nonce: account.nonce,
-                code_hash,
-            }),
-            code,
-            storage_cleared: account.storage_reset.is_some(),
-            storage: storage.into_iter().collect(),
-        },
-    ))
-}
-
-fn key_address(key: &EvmKey) -> Option<Address> {
-    match key {
-        EvmKey::Account(a) | EvmKey::Code(a) | EvmKey::Storage(a, _) => Some(*a),
-        EvmKey::BlockHash(_) => None,
-    }
 }
 
 /// Deletes the beneficiary if it ends the block existing and empty (see the caller).

@@ -72,6 +72,7 @@
 pub mod blob;
 mod block;
 pub mod call;
+mod changes;
 mod env;
 mod error;
 mod prepare;

@@ -1,0 +1,357 @@
+//! The block tail: the executors' final values become the block's [`StateChanges`].
+//!
+//! The final values arrive in parts (see [`FinalState`]): one per Block-STM worker, one from
+//! the sequential executor. The parts split the keys by hash, not by address, so one
+//! account's storage is usually spread over every part; a block whose writes mostly land in
+//! one contract (an ERC-20 token, an AMM pair) must still build that account on all threads.
+//!
+//! 1. **Pieces** (one thread per part): [`sorted_pieces`] sorts the part's keys through a
+//!    narrow index, address first and slot last, and gathers each address's values into one
+//!    [`Pending`] piece with its storage already in slot order. No hash map, no per-account
+//!    sort.
+//! 2. **Merge** (calling thread): [`merge_pieces`] walks the parts' pieces in address order
+//!    and joins the pieces of one address (each key is in exactly one part, so the storage
+//!    runs are disjoint and a two-way merge keeps slot order).
+//! 3. **Changes**: [`account_change`] adds pre-block state where the block left a gap and
+//!    drops storage a reset made stale; the trees are bulk-built from the sorted runs.
+
+use crate::task::{AccountValue, CodeValue, EvmKey, EvmValue, SlotValue, STORAGE_STALE};
+use parex_blockstm::FinalState;
+use parex_primitives::{
+    AccountChange, AccountInfo, Address, Bytes, StateChanges, KECCAK_EMPTY, U256,
+};
+use parex_state::{StateError, StateViewRef};
+
+/// A key's final value, as the executors return it.
+pub(crate) type FinalEntry = (EvmKey, Option<EvmValue>);
+
+/// Below this many final values every part is sorted on the calling thread: spawning costs
+/// more than it saves.
+const PARALLEL_TAIL_MIN_ENTRIES: usize = 4_096;
+
+/// What the block left at one address, before it becomes an [`AccountChange`].
+#[derive(Default)]
+pub(crate) struct Pending {
+    account: Option<Option<AccountValue>>,
+    code: Option<Option<CodeValue>>,
+    /// In slot order.
+    storage: Vec<(U256, SlotValue)>,
+}
+
+/// The block's state changes from its final values, the parts sorted on one thread each.
+pub(crate) fn state_changes<S: StateViewRef>(
+    state: &S,
+    final_state: FinalState<EvmKey, EvmValue>,
+) -> Result<StateChanges, StateError> {
+    let parallel = final_state.parts.len() > 1 && final_state.len() >= PARALLEL_TAIL_MIN_ENTRIES;
+    let pieces = if parallel {
+        on_threads(final_state.parts, sorted_pieces)?
+    } else {
+        final_state.parts.into_iter().map(sorted_pieces).collect()
+    };
+    // Address order in, address order out: the tree is bulk-built.
+    merge_pieces(pieces)
+        .map(|(address, pending)| account_change(state, address, pending))
+        .collect()
+}
+
+/// Runs `work` on each input, the first on the calling thread and each other on a scoped
+/// thread of its own; the results keep the input order.
+fn on_threads<I: Send, O: Send>(
+    inputs: Vec<I>,
+    work: impl Fn(I) -> O + Sync,
+) -> Result<Vec<O>, StateError> {
+    let work = &work;
+    let mut inputs = inputs.into_iter();
+    let Some(first) = inputs.next() else {
+        return Ok(Vec::new());
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = inputs
+            .map(|input| scope.spawn(move || work(input)))
+            .collect();
+        let mut outputs = Vec::with_capacity(handles.len() + 1);
+        outputs.push(work(first));
+        for handle in handles {
+            outputs.push(
+                handle
+                    .join()
+                    .map_err(|_| StateError("state assembly panicked".into()))?,
+            );
+        }
+        Ok(outputs)
+    })
+}
+
+/// A key's place in the tail's order, as eight words compared in turn: the address (as three
+/// big-endian words, the order of [`Address`]'s bytes), the kind (account, code, storage), the
+/// slot (most significant limb first, the order of [`U256`]) and the key's index in its part.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Place([u64; 8]);
+
+const ACCOUNT: u64 = 0;
+const CODE: u64 = 1;
+const STORAGE: u64 = 2;
+
+impl Place {
+    fn of(key: &EvmKey, index: usize) -> Option<Place> {
+        let (address, kind, slot) = match key {
+            EvmKey::Account(address) => (address, ACCOUNT, U256::ZERO),
+            EvmKey::Code(address) => (address, CODE, U256::ZERO),
+            EvmKey::Storage(address, slot) => (address, STORAGE, *slot),
+            EvmKey::BlockHash(_) => return None,
+        };
+        let bytes = &address.0 .0;
+        let word = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        let tail = u32::from_be_bytes(bytes[16..20].try_into().unwrap_or_default()) as u64;
+        let limbs = slot.as_limbs();
+        Some(Place([
+            word(0),
+            word(8),
+            tail << 32 | kind,
+            limbs[3],
+            limbs[2],
+            limbs[1],
+            limbs[0],
+            index as u64,
+        ]))
+    }
+
+    fn index(&self) -> usize {
+        self.0[7] as usize
+    }
+}
+
+/// One part's values gathered by address, in address order, each address's storage in slot
+/// order.
+fn sorted_pieces(mut part: Vec<FinalEntry>) -> Vec<(Address, Pending)> {
+    let mut order: Vec<Place> = part
+        .iter()
+        .enumerate()
+        .filter_map(|(index, (key, _))| Place::of(key, index))
+        .collect();
+    order.sort_unstable();
+    let mut pieces: Vec<(Address, Pending)> = Vec::new();
+    for place in order {
+        let (key, value) = &mut part[place.index()];
+        let value = value.take();
+        let (EvmKey::Account(address) | EvmKey::Code(address) | EvmKey::Storage(address, _)) = *key
+        else {
+            continue; // Never placed.
+        };
+        if pieces.last().is_none_or(|(last, _)| *last != address) {
+            pieces.push((address, Pending::default()));
+        }
+        let Some((_, pending)) = pieces.last_mut() else {
+            continue;
+        };
+        match *key {
+            EvmKey::Account(_) => {
+                pending.account = Some(match value {
+                    Some(EvmValue::Account(account)) => Some(account),
+                    _ => None,
+                });
+            }
+            EvmKey::Code(_) => {
+                pending.code = Some(match value {
+                    Some(EvmValue::Code(code)) => Some(code),
+                    _ => None,
+                });
+            }
+            EvmKey::Storage(_, slot) => {
+                let value = match value {
+                    Some(EvmValue::Storage(value)) => value,
+                    _ => SlotValue {
+                        value: U256::ZERO,
+                        written_by: None,
+                    },
+                };
+                pending.storage.push((slot, value));
+            }
+            EvmKey::BlockHash(_) => {}
+        }
+    }
+    pieces
+}
+
+/// The parts' pieces in address order, the pieces of one address joined.
+fn merge_pieces(parts: Vec<Vec<(Address, Pending)>>) -> impl Iterator<Item = (Address, Pending)> {
+    let mut heads: Vec<std::iter::Peekable<std::vec::IntoIter<(Address, Pending)>>> = parts
+        .into_iter()
+        .map(|part| part.into_iter().peekable())
+        .collect();
+    std::iter::from_fn(move || {
+        let address = heads
+            .iter_mut()
+            .filter_map(|head| head.peek().map(|(address, _)| *address))
+            .min()?;
+        let mut joined: Option<Pending> = None;
+        for head in heads.iter_mut() {
+            if let Some((_, piece)) = head.next_if(|(next, _)| *next == address) {
+                joined = Some(match joined {
+                    None => piece,
+                    Some(so_far) => join(so_far, piece),
+                });
+            }
+        }
+        joined.map(|pending| (address, pending))
+    })
+}
+
+/// Two pieces of one address from different parts: their keys are disjoint.
+fn join(a: Pending, b: Pending) -> Pending {
+    Pending {
+        account: a.account.or(b.account),
+        code: a.code.or(b.code),
+        storage: merge_by_slot(a.storage, b.storage),
+    }
+}
+
+/// Merges two runs sorted by slot (and disjoint) into one.
+fn merge_by_slot(a: Vec<(U256, SlotValue)>, b: Vec<(U256, SlotValue)>) -> Vec<(U256, SlotValue)> {
+    if a.is_empty() {
+        return b;
+    }
+    if b.is_empty() {
+        return a;
+    }
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while let (Some((x, _)), Some((y, _))) = (a.peek(), b.peek()) {
+        let next = if x < y { a.next() } else { b.next() };
+        merged.extend(next);
+    }
+    merged.extend(a);
+    merged.extend(b);
+    merged
+}
+
+fn account_change<S: StateViewRef>(
+    state: &S,
+    address: Address,
+    pending: Pending,
+) -> Result<(Address, AccountChange), StateError> {
+    // Pre-block state is needed for an account the block did not write, and for the code hash
+    // of an account with code whose code the block did not change. An account without code
+    // needs none: giving an account code, or taking it away, also writes its `has_code`.
+    let needs_base = match (&pending.account, &pending.code) {
+        (None, _) => true,
+        (Some(Some(account)), None) => account.has_code,
+        (Some(_), _) => false,
+    };
+    let base = if needs_base {
+        state.account(&address)?
+    } else {
+        None
+    };
+    let account = match pending.account {
+        Some(account) => account,
+        None => base.map(|info| AccountValue {
+            balance: info.balance,
+            nonce: info.nonce,
+            storage_reset: None,
+            has_code: crate::task::has_code(info.code_hash),
+        }),
+    };
+    let Some(account) = account else {
+        // Deleted (or never came to exist): storage goes with it.
+        return Ok((address, AccountChange::deleted()));
+    };
+    let (code_hash, code) = match &pending.code {
+        Some(Some(code)) => (code.hash, Some(code.bytecode.original_bytes())),
+        Some(None) => (KECCAK_EMPTY, Some(Bytes::new())),
+        None if account.has_code => (base.map_or(KECCAK_EMPTY, |info| info.code_hash), None),
+        None => (KECCAK_EMPTY, None),
+    };
+    debug_assert!(pending.storage.is_sorted_by_key(|(slot, _)| *slot));
+    // In slot order: the tree is bulk-built.
+    let storage = pending
+        .storage
+        .into_iter()
+        .filter(|(_, slot)| match account.storage_reset {
+            None => true,
+            Some(STORAGE_STALE) => false,
+            Some(reset) => slot.written_by.is_some_and(|w| w >= reset),
+        })
+        .map(|(slot, value)| (slot, value.value))
+        .collect();
+    Ok((
+        address,
+        AccountChange {
+            info: Some(AccountInfo {
+                balance: account.balance,
+                nonce: account.nonce,
+                code_hash,
+            }),
+            code,
+            storage_cleared: account.storage_reset.is_some(),
+            storage,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(value: u64) -> SlotValue {
+        SlotValue {
+            value: U256::from(value),
+            written_by: Some(0),
+        }
+    }
+
+    /// The narrow order is the order of the change trees: addresses bytewise, slots
+    /// numerically (a slot's high limb decides first), account before code before storage.
+    #[test]
+    fn places_sort_as_addresses_then_kinds_then_slots() {
+        let low = Address::with_last_byte(0xff);
+        let high = Address::repeat_byte(0x01);
+        let keys = [
+            EvmKey::Storage(high, U256::from(1u64) << 200),
+            EvmKey::Storage(high, U256::from(u64::MAX)),
+            EvmKey::Code(high),
+            EvmKey::Account(high),
+            EvmKey::Storage(low, U256::from(7u64)),
+            EvmKey::Account(low),
+            EvmKey::BlockHash(3),
+        ];
+        let mut places: Vec<Place> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| Place::of(k, i))
+            .collect();
+        places.sort_unstable();
+        let order: Vec<usize> = places.iter().map(Place::index).collect();
+        assert_eq!(order, vec![5, 4, 3, 2, 1, 0]);
+    }
+
+    #[test]
+    fn pieces_of_one_address_from_two_parts_join_in_slot_order() {
+        let token = Address::repeat_byte(0x77);
+        let other = Address::repeat_byte(0x11);
+        let value = |v: u64| Some(EvmValue::Storage(slot(v)));
+        let part_a = vec![
+            (EvmKey::Storage(token, U256::from(9u64)), value(90)),
+            (EvmKey::Storage(token, U256::from(2u64)), value(20)),
+            (EvmKey::Account(other), None),
+        ];
+        let part_b = vec![
+            (EvmKey::Storage(token, U256::from(5u64)), value(50)),
+            (EvmKey::Storage(other, U256::from(1u64)), value(10)),
+        ];
+        let merged: Vec<(Address, Pending)> =
+            merge_pieces(vec![sorted_pieces(part_a), sorted_pieces(part_b)]).collect();
+        let addresses: Vec<Address> = merged.iter().map(|(a, _)| *a).collect();
+        assert_eq!(addresses, vec![other, token]);
+        let token_slots: Vec<(u64, u64)> = merged[1]
+            .1
+            .storage
+            .iter()
+            .map(|(s, v)| (s.to::<u64>(), v.value.to::<u64>()))
+            .collect();
+        assert_eq!(token_slots, vec![(2, 20), (5, 50), (9, 90)]);
+        assert_eq!(merged[0].1.account, Some(None));
+        assert_eq!(merged[0].1.storage.len(), 1);
+    }
+}
