@@ -48,8 +48,8 @@
 
 use crate::task::{BlockTask, ReadError, ReadValue, TxnIndex, Version, WriteOp, WriteSet};
 use crate::CacheLine;
-use dashmap::DashMap;
-use parking_lot::Mutex;
+use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
@@ -138,7 +138,9 @@ impl<V, D> Versions<V, D> {
 type WrittenKeys<K> = Vec<(K, bool)>;
 
 pub struct MvMemory<K, V, D> {
-    data: DashMap<K, Versions<V, D>, ahash::RandomState>,
+    /// The map from key to versions, in [`SHARDS`] shards chosen by the key's hash.
+    shards: Box<[LockedShard<K, V, D>]>,
+    hasher: ahash::RandomState,
     /// One cache line per transaction (see [`CacheLine`]).
     txns: Vec<CacheLine<TxnRecord<K>>>,
     /// One bit per hash bucket: set once any incarnation of the block wrote a key of the
@@ -146,6 +148,108 @@ pub struct MvMemory<K, V, D> {
     written: Vec<AtomicU64>,
     /// The filter's bit count minus one (a power of two minus one).
     written_mask: u64,
+}
+
+/// One shard behind its lock, on cache lines of its own.
+type LockedShard<K, V, D> = CacheLine<RwLock<Shard<K, V, D>>>;
+
+/// Shards of the map: enough that two workers rarely want one lock at once.
+const SHARDS: usize = 128;
+
+/// The shard of a hash: bits 20..27, apart from the low bits that place a key in its shard's
+/// index, the top seven that the index keeps as tags, and the bits the written filter uses.
+fn shard_of(hash: u64) -> usize {
+    (hash >> 20) as usize & (SHARDS - 1)
+}
+
+/// One shard of the map: the keys of the block whose hash picks this shard, in first-write
+/// order, and an index from hash to position. A key is appended the first time it is
+/// written and stays until the block ends (a transaction that stops writing it only leaves
+/// its versions), so positions are stable and the entries dense: inserting a key writes the
+/// line the shard's previous insert wrote, the index (four bytes a key) stays small enough to
+/// stay in cache, and the snapshot walks the entries in memory order. A table holding the
+/// keys and versions themselves (136 bytes a key for the EVM) made every first write of a key
+/// two cache misses, serialised by the shard lock around them.
+struct Shard<K, V, D> {
+    index: HashTable<u32>,
+    entries: Vec<KeyEntry<K, V, D>>,
+}
+
+struct KeyEntry<K, V, D> {
+    hash: u64,
+    key: K,
+    versions: Versions<V, D>,
+}
+
+impl<K, V, D> Default for Shard<K, V, D> {
+    fn default() -> Self {
+        Shard {
+            index: HashTable::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<K: Eq, V, D> Shard<K, V, D> {
+    fn get(&self, hash: u64, key: &K) -> Option<&Versions<V, D>> {
+        let entries = &self.entries;
+        let at = self.index.find(hash, |&at| {
+            let entry = &entries[at as usize];
+            entry.hash == hash && entry.key == *key
+        })?;
+        Some(&entries[*at as usize].versions)
+    }
+
+    fn get_mut(&mut self, hash: u64, key: &K) -> Option<&mut Versions<V, D>> {
+        let entries = &self.entries;
+        let at = *self.index.find(hash, |&at| {
+            let entry = &entries[at as usize];
+            entry.hash == hash && entry.key == *key
+        })?;
+        Some(&mut self.entries[at as usize].versions)
+    }
+
+    /// The versions of `key`, appended empty if the block has not written it before.
+    fn get_or_insert(&mut self, hash: u64, key: K) -> &mut Versions<V, D> {
+        let Shard { index, entries } = self;
+        let entry = index.entry(
+            hash,
+            |&at| {
+                let entry = &entries[at as usize];
+                entry.hash == hash && entry.key == key
+            },
+            |&at| entries[at as usize].hash,
+        );
+        let at = match entry {
+            TableEntry::Occupied(found) => *found.get() as usize,
+            TableEntry::Vacant(vacant) => {
+                let at = entries.len();
+                vacant.insert(at as u32);
+                entries.push(KeyEntry {
+                    hash,
+                    key,
+                    versions: Versions::default(),
+                });
+                at
+            }
+        };
+        &mut entries[at].versions
+    }
+
+    /// Empties the shard, keeping its allocations.
+    fn clear(&mut self) {
+        self.index.clear();
+        self.entries.clear();
+    }
+
+    /// Room for `keys` keys without growing.
+    fn reserve(&mut self, keys: usize) {
+        let Shard { index, entries } = self;
+        index.reserve(keys.saturating_sub(index.len()), |&at| {
+            entries[at as usize].hash
+        });
+        entries.reserve(keys.saturating_sub(entries.len()));
+    }
 }
 
 /// Filter bits per transaction: at a few written keys per transaction this keeps about one
@@ -169,13 +273,11 @@ impl<K> Default for TxnRecord<K> {
     }
 }
 
-impl<K, V, D> Default for MvMemory<K, V, D>
-where
-    K: Eq + std::hash::Hash,
-{
+impl<K, V, D> Default for MvMemory<K, V, D> {
     fn default() -> Self {
         MvMemory {
-            data: DashMap::with_hasher_and_shard_amount(ahash::RandomState::new(), 128),
+            shards: (0..SHARDS).map(|_| CacheLine::default()).collect(),
+            hasher: ahash::RandomState::new(),
             txns: Vec::new(),
             written: Vec::new(),
             written_mask: 0,
@@ -191,7 +293,14 @@ where
 {
     /// Empties the memory for a block of `num_txns`, keeping every allocation it can.
     pub fn reset(&mut self, num_txns: usize) {
-        self.data.clear();
+        // Sized for a few keys per transaction: a shard that grows moves its entries under
+        // its lock.
+        let per_shard = (num_txns * 4).div_ceil(SHARDS);
+        for shard in self.shards.iter_mut() {
+            let shard = shard.get_mut();
+            shard.clear();
+            shard.reserve(per_shard);
+        }
         self.txns.truncate(num_txns);
         for slot in self.txns.iter_mut() {
             slot.last_written.get_mut().clear();
@@ -209,47 +318,45 @@ where
         }
         self.written.resize_with(words, || AtomicU64::new(0));
         self.written_mask = bits as u64 - 1;
-        // Sized for a few keys per transaction: a shard that grows rehashes under its lock.
-        let wanted = num_txns * 4;
-        if self.data.capacity() < wanted {
-            self.data = DashMap::with_capacity_and_hasher_and_shard_amount(
-                wanted,
-                ahash::RandomState::new(),
-                128,
-            );
-        }
     }
 
-    /// The filter word and bit of `key` (I17).
-    fn filter_bit(&self, key: &K) -> (&AtomicU64, u64) {
-        // The high half of the hash: the map's buckets are chosen by the low bits.
-        let bit = self.data.hasher().hash_one(key).rotate_left(32) & self.written_mask;
+    fn hash(&self, key: &K) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V, D>> {
+        &self.shards[shard_of(hash)]
+    }
+
+    /// The filter word and bit of a key's hash (I17).
+    fn filter_bit(&self, hash: u64) -> (&AtomicU64, u64) {
+        // The high half of the hash: the shards' indexes place keys by the low bits.
+        let bit = hash.rotate_left(32) & self.written_mask;
         (&self.written[(bit / 64) as usize], 1 << (bit % 64))
     }
 
-    /// I17: marks `key` as written in this block, before its entry is inserted.
-    fn mark_written(&self, key: &K) {
-        let (word, bit) = self.filter_bit(key);
+    /// I17: marks a key (by its hash) as written in this block, before its entry is inserted.
+    fn mark_written(&self, hash: u64) {
+        let (word, bit) = self.filter_bit(hash);
         if word.load(SeqCst) & bit == 0 {
             word.fetch_or(bit, SeqCst);
         }
     }
 
-    /// I17: false only if no incarnation of this block has written `key` yet.
-    fn maybe_written(&self, key: &K) -> bool {
-        let (word, bit) = self.filter_bit(key);
+    /// I17: false only if no incarnation of this block has written the key yet.
+    fn maybe_written(&self, hash: u64) -> bool {
+        let (word, bit) = self.filter_bit(hash);
         word.load(SeqCst) & bit != 0
     }
 
     /// Resolves `key` below `txn_idx`; `VALUES` as in [`resolve_entries`].
     fn resolve<const VALUES: bool>(&self, key: &K, txn_idx: TxnIndex) -> Resolved<V, D> {
-        if !self.maybe_written(key) {
+        let hash = self.hash(key);
+        if !self.maybe_written(hash) {
             return resolve_entries::<V, D, VALUES>(None, txn_idx);
         }
-        match self.data.get(key) {
-            Some(entries) => resolve_entries::<V, D, VALUES>(Some(&*entries), txn_idx),
-            None => resolve_entries::<V, D, VALUES>(None, txn_idx),
-        }
+        let shard = self.shard(hash).read();
+        resolve_entries::<V, D, VALUES>(shard.get(hash, key), txn_idx)
     }
 
     /// Reads `key` as transaction `txn_idx` sees it, falling back to pre-block state.
@@ -293,8 +400,12 @@ where
                 WriteOp::Delta(delta) => (Entry::Delta { incarnation, delta }, false),
             };
             slot.push((key.clone(), full));
-            self.mark_written(&key); // I17: the bit before the entry.
-            self.data.entry(key).or_default().insert(txn_idx, entry);
+            let hash = self.hash(&key);
+            self.mark_written(hash); // I17: the bit before the entry.
+            self.shard(hash)
+                .write()
+                .get_or_insert(hash, key)
+                .insert(txn_idx, entry);
         }
         // I9: then drop what this incarnation no longer writes.
         let wrote_new_location = if first {
@@ -303,8 +414,9 @@ where
             let current_keys: ahash::AHashSet<&K> = slot.iter().map(|(k, _)| k).collect();
             let previous_keys: ahash::AHashSet<&K> = previous.iter().map(|(k, _)| k).collect();
             for key in previous_keys.difference(&current_keys) {
-                if let Some(mut entries) = self.data.get_mut(*key) {
-                    entries.remove(txn_idx);
+                let hash = self.hash(key);
+                if let Some(versions) = self.shard(hash).write().get_mut(hash, key) {
+                    versions.remove(txn_idx);
                 }
             }
             current_keys.iter().any(|k| !previous_keys.contains(k))
@@ -320,8 +432,9 @@ where
     pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
         let written = self.txns[txn_idx as usize].last_written.lock();
         for (key, _) in written.iter() {
-            if let Some(mut entries) = self.data.get_mut(key) {
-                if let Some(entry) = entries.get_mut(txn_idx) {
+            let hash = self.hash(key);
+            if let Some(versions) = self.shard(hash).write().get_mut(hash, key) {
+                if let Some(entry) = versions.get_mut(txn_idx) {
                     *entry = Entry::Estimate;
                 }
             }
@@ -362,7 +475,7 @@ where
         worker: usize,
         workers: usize,
     ) -> std::iter::StepBy<std::ops::Range<usize>> {
-        (worker..self.data.shards().len()).step_by(workers.max(1))
+        (worker..self.shards.len()).step_by(workers.max(1))
     }
 
     /// The final value of every written key in the shards `worker`, `worker + workers`, ...
@@ -382,22 +495,16 @@ where
         T: BlockTask<Key = K, Value = V, Delta = D>,
     {
         let mut out = Vec::new();
-        let shards = self.data.shards();
         for index in self.shard_share(worker, workers) {
-            let shard = shards[index].read();
-            out.reserve(shard.len());
-            // SAFETY: the shard's read guard is held for the whole walk, so no bucket is
-            // moved or freed while it is borrowed.
-            for bucket in unsafe { shard.iter() } {
-                // SAFETY: as above; a bucket from the table's own iterator is occupied.
-                let (key, entries) = unsafe { bucket.as_ref() };
-                let entries = entries.get();
-                if entries.0.is_empty() {
+            let shard = self.shards[index].read();
+            out.reserve(shard.entries.len());
+            for entry in &shard.entries {
+                if entry.versions.0.is_empty() {
                     continue;
                 }
-                let resolved = resolve_entries::<V, D, true>(Some(entries), end);
-                let (value, _) = materialize(task, key, resolved)?;
-                out.push((key.clone(), value.value));
+                let resolved = resolve_entries::<V, D, true>(Some(&entry.versions), end);
+                let (value, _) = materialize(task, &entry.key, resolved)?;
+                out.push((entry.key.clone(), value.value));
             }
         }
         Ok(out)
@@ -406,9 +513,8 @@ where
     /// Empties the shards `worker`, `worker + workers`, ... of the map, keeping their
     /// allocations: the parallel share of the next block's [`MvMemory::reset`].
     pub fn clear_shards(&self, worker: usize, workers: usize) {
-        let shards = self.data.shards();
         for index in self.shard_share(worker, workers) {
-            shards[index].write().clear();
+            self.shards[index].write().clear();
         }
     }
 }
