@@ -209,10 +209,12 @@ impl<K: Eq, V, D> Shard<K, V, D> {
         Some(&mut self.entries[at as usize].versions)
     }
 
-    /// The versions of `key`, appended empty if the block has not written it before.
-    fn get_or_insert(&mut self, hash: u64, key: K) -> &mut Versions<V, D> {
+    /// Puts `entry` in the versions of `key` as the entry of `txn_idx`; a key the block has
+    /// not written before is appended with it (built whole: no read-back of a line just
+    /// copied).
+    fn insert(&mut self, hash: u64, key: K, txn_idx: TxnIndex, entry: Entry<V, D>) {
         let Shard { index, entries } = self;
-        let entry = index.entry(
+        let found = index.entry(
             hash,
             |&at| {
                 let entry = &entries[at as usize];
@@ -220,20 +222,23 @@ impl<K: Eq, V, D> Shard<K, V, D> {
             },
             |&at| entries[at as usize].hash,
         );
-        let at = match entry {
-            TableEntry::Occupied(found) => *found.get() as usize,
+        match found {
+            TableEntry::Occupied(found) => {
+                entries[*found.get() as usize]
+                    .versions
+                    .insert(txn_idx, entry);
+            }
             TableEntry::Vacant(vacant) => {
-                let at = entries.len();
-                vacant.insert(at as u32);
+                vacant.insert(entries.len() as u32);
+                let mut versions = SmallVec::new();
+                versions.push((txn_idx, entry));
                 entries.push(KeyEntry {
                     hash,
                     key,
-                    versions: Versions::default(),
+                    versions: Versions(versions),
                 });
-                at
             }
-        };
-        &mut entries[at].versions
+        }
     }
 
     /// Empties the shard, keeping its allocations.
@@ -402,10 +407,7 @@ where
             slot.push((key.clone(), full));
             let hash = self.hash(&key);
             self.mark_written(hash); // I17: the bit before the entry.
-            self.shard(hash)
-                .write()
-                .get_or_insert(hash, key)
-                .insert(txn_idx, entry);
+            self.shard(hash).write().insert(hash, key, txn_idx, entry);
         }
         // I9: then drop what this incarnation no longer writes.
         let wrote_new_location = if first {
