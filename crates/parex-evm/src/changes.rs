@@ -38,21 +38,73 @@ pub(crate) struct Pending {
     storage: Vec<(U256, SlotValue)>,
 }
 
-/// The block's state changes from its final values, the parts sorted on one thread each.
+/// The block's state changes from its final values: the parts sorted on one thread each, then
+/// the address space cut into as many ranges, each merged and built on a thread of its own.
 pub(crate) fn state_changes<S: StateViewRef>(
     state: &S,
     final_state: FinalState<EvmKey, EvmValue>,
 ) -> Result<StateChanges, StateError> {
-    let parallel = final_state.parts.len() > 1 && final_state.len() >= PARALLEL_TAIL_MIN_ENTRIES;
-    let pieces = if parallel {
-        on_threads(final_state.parts, sorted_pieces)?
-    } else {
-        final_state.parts.into_iter().map(sorted_pieces).collect()
-    };
-    // Address order in, address order out: the tree is bulk-built.
-    merge_pieces(pieces)
-        .map(|(address, pending)| account_change(state, address, pending))
-        .collect()
+    let threads = final_state.parts.len();
+    if threads < 2 || final_state.len() < PARALLEL_TAIL_MIN_ENTRIES {
+        let mut pieces: Vec<Vec<(Address, Pending)>> =
+            final_state.parts.into_iter().map(sorted_pieces).collect();
+        let all = pieces.iter_mut().map(Vec::as_mut_slice).collect();
+        // Address order in, address order out: the tree is bulk-built.
+        return merge_pieces(all)
+            .map(|(address, pending)| account_change(state, address, pending))
+            .collect();
+    }
+    let mut pieces = on_threads(final_state.parts, sorted_pieces)?;
+    let ranges = address_ranges(&mut pieces, threads);
+    let built = on_threads(ranges, |range| {
+        merge_pieces(range)
+            .map(|(address, pending)| account_change(state, address, pending))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    // The ranges are in address order, and so is each range's run.
+    let mut changes =
+        Vec::with_capacity(built.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum());
+    for range in built {
+        changes.extend(range?);
+    }
+    Ok(changes.into_iter().collect())
+}
+
+/// Cuts every part's pieces into `ranges` address ranges of about equal work (an address
+/// weighs one plus its slots), the same cuts for every part: range `r` of every part holds the
+/// addresses between cut `r - 1` and cut `r`. The cuts are the first part's weighted
+/// quantiles: the parts split keys by hash, so each is a fair sample of the others.
+fn address_ranges(
+    pieces: &mut [Vec<(Address, Pending)>],
+    ranges: usize,
+) -> Vec<Vec<&mut [(Address, Pending)]>> {
+    let weight = |piece: &(Address, Pending)| 1 + piece.1.storage.len();
+    let mut cuts: Vec<Address> = Vec::with_capacity(ranges.saturating_sub(1));
+    if let Some(first) = pieces.first() {
+        let total: usize = first.iter().map(weight).sum();
+        let mut so_far = 0;
+        for piece in first {
+            so_far += weight(piece);
+            // Cut after the piece that reaches the next share.
+            if so_far * ranges >= total * (cuts.len() + 1) && cuts.len() + 1 < ranges {
+                cuts.push(piece.0);
+            }
+        }
+    }
+    let mut out: Vec<Vec<&mut [(Address, Pending)]>> = (0..ranges)
+        .map(|_| Vec::with_capacity(pieces.len()))
+        .collect();
+    for part in pieces.iter_mut() {
+        let mut rest: &mut [(Address, Pending)] = part;
+        for (range, cut) in out.iter_mut().zip(cuts.iter()) {
+            let at = rest.partition_point(|(address, _)| address <= cut);
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(at);
+            range.push(head);
+            rest = tail;
+        }
+        out[cuts.len()].push(rest);
+    }
+    out
 }
 
 /// Runs `work` on each input, the first on the calling thread and each other on a scoped
@@ -174,11 +226,14 @@ fn sorted_pieces(mut part: Vec<FinalEntry>) -> Vec<(Address, Pending)> {
     pieces
 }
 
-/// The parts' pieces in address order, the pieces of one address joined.
-fn merge_pieces(parts: Vec<Vec<(Address, Pending)>>) -> impl Iterator<Item = (Address, Pending)> {
-    let mut heads: Vec<std::iter::Peekable<std::vec::IntoIter<(Address, Pending)>>> = parts
+/// The parts' pieces in address order, the pieces of one address joined. Each part is sorted
+/// by address; the pieces are taken out of it.
+fn merge_pieces(
+    parts: Vec<&mut [(Address, Pending)]>,
+) -> impl Iterator<Item = (Address, Pending)> + '_ {
+    let mut heads: Vec<std::iter::Peekable<std::slice::IterMut<'_, (Address, Pending)>>> = parts
         .into_iter()
-        .map(|part| part.into_iter().peekable())
+        .map(|part| part.iter_mut().peekable())
         .collect();
     std::iter::from_fn(move || {
         let address = heads
@@ -188,6 +243,7 @@ fn merge_pieces(parts: Vec<Vec<(Address, Pending)>>) -> impl Iterator<Item = (Ad
         let mut joined: Option<Pending> = None;
         for head in heads.iter_mut() {
             if let Some((_, piece)) = head.next_if(|(next, _)| *next == address) {
+                let piece = std::mem::take(piece);
                 joined = Some(match joined {
                     None => piece,
                     Some(so_far) => join(so_far, piece),
@@ -340,8 +396,9 @@ mod tests {
             (EvmKey::Storage(token, U256::from(5u64)), value(50)),
             (EvmKey::Storage(other, U256::from(1u64)), value(10)),
         ];
+        let mut pieces = [sorted_pieces(part_a), sorted_pieces(part_b)];
         let merged: Vec<(Address, Pending)> =
-            merge_pieces(vec![sorted_pieces(part_a), sorted_pieces(part_b)]).collect();
+            merge_pieces(pieces.iter_mut().map(Vec::as_mut_slice).collect()).collect();
         let addresses: Vec<Address> = merged.iter().map(|(a, _)| *a).collect();
         assert_eq!(addresses, vec![other, token]);
         let token_slots: Vec<(u64, u64)> = merged[1]
@@ -353,5 +410,76 @@ mod tests {
         assert_eq!(token_slots, vec![(2, 20), (5, 50), (9, 90)]);
         assert_eq!(merged[0].1.account, Some(None));
         assert_eq!(merged[0].1.storage.len(), 1);
+    }
+
+    /// A block's final values over many addresses, one of them (a token) holding most of the
+    /// slots, with deleted slots and accounts, a reset account whose older slots are stale, and
+    /// an address with storage but no account write (pre-block state fills it in).
+    fn final_values() -> (parex_state::InMemoryState, Vec<FinalEntry>) {
+        let mut state = parex_state::InMemoryState::new();
+        let token = Address::repeat_byte(0x42);
+        let untouched = Address::repeat_byte(0x43);
+        state.insert_account(untouched, U256::from(5u64), 3, None);
+        let account = |balance: u64, reset: Option<u32>| {
+            Some(EvmValue::Account(AccountValue {
+                balance: U256::from(balance),
+                nonce: 1,
+                storage_reset: reset,
+                has_code: false,
+            }))
+        };
+        let mut entries = vec![(EvmKey::Account(token), account(1, None))];
+        for i in 0..6_000u64 {
+            let value = (i % 7 != 0).then(|| EvmValue::Storage(slot(i)));
+            entries.push((EvmKey::Storage(token, U256::from(i * 0x1_0000_0001)), value));
+        }
+        for i in 0..3_000u64 {
+            let mut bytes = [0u8; 20];
+            bytes[..8].copy_from_slice(&(i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_be_bytes());
+            let address = Address::from(bytes);
+            let value = (i % 11 != 0).then(|| account(i, (i % 13 == 0).then_some(1)));
+            entries.push((EvmKey::Account(address), value.flatten()));
+            if i % 5 == 0 {
+                let written = SlotValue {
+                    value: U256::from(i),
+                    written_by: Some((i % 3) as u32),
+                };
+                entries.push((
+                    EvmKey::Storage(address, U256::from(i)),
+                    Some(EvmValue::Storage(written)),
+                ));
+            }
+        }
+        entries.push((
+            EvmKey::Storage(untouched, U256::from(9u64)),
+            Some(EvmValue::Storage(slot(9))),
+        ));
+        entries.push((EvmKey::BlockHash(7), None));
+        (state, entries)
+    }
+
+    /// The parallel tail (parts on threads, address ranges on threads) builds exactly what
+    /// one thread builds from one part, however the keys are dealt to parts.
+    #[test]
+    fn parts_on_threads_build_what_one_part_builds() {
+        let (state, entries) = final_values();
+        assert!(entries.len() >= PARALLEL_TAIL_MIN_ENTRIES);
+        let one = state_changes(
+            &state,
+            FinalState {
+                parts: vec![entries.clone()],
+            },
+        )
+        .unwrap();
+        assert_eq!(one[&Address::repeat_byte(0x42)].storage.len(), 6_000);
+        assert_eq!(one[&Address::repeat_byte(0x43)].info.unwrap().nonce, 3);
+        for parts in 2..=4 {
+            let mut dealt: Vec<Vec<FinalEntry>> = vec![Vec::new(); parts];
+            for (i, entry) in entries.iter().enumerate() {
+                dealt[(i * 7 + i / 3) % parts].push(entry.clone());
+            }
+            let many = state_changes(&state, FinalState { parts: dealt }).unwrap();
+            assert_eq!(many, one, "{parts} parts");
+        }
     }
 }
