@@ -50,17 +50,11 @@ pub(crate) fn state_changes<S: StateViewRef>(
             final_state.parts.into_iter().map(sorted_pieces).collect();
         let all = pieces.iter_mut().map(Vec::as_mut_slice).collect();
         // Address order in, address order out: the tree is bulk-built.
-        return merge_pieces(all)
-            .map(|(address, pending)| account_change(state, address, pending))
-            .collect();
+        return Ok(built_changes(state, all)?.into_iter().collect());
     }
     let mut pieces = on_threads(final_state.parts, sorted_pieces)?;
     let ranges = address_ranges(&mut pieces, threads);
-    let built = on_threads(ranges, |range| {
-        merge_pieces(range)
-            .map(|(address, pending)| account_change(state, address, pending))
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+    let built = on_threads(ranges, |range| built_changes(state, range))?;
     // The ranges are in address order, and so is each range's run.
     let mut changes =
         Vec::with_capacity(built.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum());
@@ -68,6 +62,20 @@ pub(crate) fn state_changes<S: StateViewRef>(
         changes.extend(range?);
     }
     Ok(changes.into_iter().collect())
+}
+
+/// The changes of the addresses in `parts` (pieces sorted by address), in address order.
+fn built_changes<S: StateViewRef>(
+    state: &S,
+    parts: Vec<&mut [(Address, Pending)]>,
+) -> Result<Vec<(Address, AccountChange)>, StateError> {
+    // Sized up front (at most one change a piece): a growing vector of wide entries copies
+    // itself and faults in fresh pages at every doubling.
+    let mut changes = Vec::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for (address, pending) in merge_pieces(parts) {
+        changes.push(account_change(state, address, pending)?);
+    }
+    Ok(changes)
 }
 
 /// Cuts every part's pieces into `ranges` address ranges of about equal work (an address
@@ -183,7 +191,8 @@ fn sorted_pieces(mut part: Vec<FinalEntry>) -> Vec<(Address, Pending)> {
         .filter_map(|(index, (key, _))| Place::of(key, index))
         .collect();
     order.sort_unstable();
-    let mut pieces: Vec<(Address, Pending)> = Vec::new();
+    // At most one piece a key; sized up front, as in `built_changes`.
+    let mut pieces: Vec<(Address, Pending)> = Vec::with_capacity(order.len());
     for place in order {
         let (key, value) = &mut part[place.index()];
         let value = value.take();
