@@ -34,6 +34,8 @@ pub use execute::{
 pub use overlay::{credit, merge_changes, Overlay};
 pub use requests::{deposit_requests, parse_deposit, DEPOSIT_EVENT_TOPIC};
 pub use spec::ChainSpec;
-pub use system::{system_call, SystemCallOutcome, SYSTEM_ADDRESS, SYSTEM_CALL_GAS};
+pub use system::{
+    system_call, SystemCallOutcome, PRAGUE_SYSTEM_CONTRACTS, SYSTEM_ADDRESS, SYSTEM_CALL_GAS,
+};
 pub use tracked::TrackedState;
 pub use validate::{ethash_difficulty, validate_header};

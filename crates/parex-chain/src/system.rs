@@ -17,6 +17,28 @@ use parex_state::{StateError, StateViewRef};
 /// The caller of every system call.
 pub const SYSTEM_ADDRESS: Address = alloy_eips::eip4788::SYSTEM_ADDRESS;
 
+/// The system contracts Prague calls around a block's transactions (EIP-4788 beacon roots,
+/// EIP-2935 block hashes, EIP-7002 withdrawal and EIP-7251 consolidation requests), with the
+/// code their EIPs deploy: accounts, not precompiles, so a Prague genesis must hold them.
+pub static PRAGUE_SYSTEM_CONTRACTS: [(Address, &Bytes); 4] = {
+    use alloy_eips::{eip2935, eip4788, eip7002, eip7251};
+    [
+        (eip4788::BEACON_ROOTS_ADDRESS, &eip4788::BEACON_ROOTS_CODE),
+        (
+            eip2935::HISTORY_STORAGE_ADDRESS,
+            &eip2935::HISTORY_STORAGE_CODE,
+        ),
+        (
+            eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
+            &eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
+        ),
+        (
+            eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
+            &eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_CODE,
+        ),
+    ]
+};
+
 /// Gas a system call may use (the EIPs' 30,000,000).
 pub const SYSTEM_CALL_GAS: u64 = 30_000_000;
 

@@ -521,23 +521,8 @@ impl Recipient for Address {
 
 /// The Prague system contracts, as a genesis deploys them.
 fn with_system_contracts(mut state: InMemoryState) -> InMemoryState {
-    use alloy_eips::{eip2935, eip4788, eip7002, eip7251};
-    for (address, code) in [
-        (eip4788::BEACON_ROOTS_ADDRESS, &eip4788::BEACON_ROOTS_CODE),
-        (
-            eip2935::HISTORY_STORAGE_ADDRESS,
-            &eip2935::HISTORY_STORAGE_CODE,
-        ),
-        (
-            eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
-            &eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
-        ),
-        (
-            eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
-            &eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_CODE,
-        ),
-    ] {
-        state.insert_account(address, U256::ZERO, 1, Some(code.clone()));
+    for (address, code) in &parex_chain::PRAGUE_SYSTEM_CONTRACTS {
+        state.insert_account(*address, U256::ZERO, 1, Some((*code).clone()));
     }
     state
 }

@@ -730,23 +730,8 @@ pub fn payload_block<'py>(
 /// with nonce 1, as their EIPs' deployment transactions leave them.
 #[pyfunction]
 pub fn system_contracts<'py>(py: Python<'py>) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    use alloy_eips::{eip2935, eip4788, eip7002, eip7251};
-    [
-        (eip4788::BEACON_ROOTS_ADDRESS, &eip4788::BEACON_ROOTS_CODE),
-        (
-            eip2935::HISTORY_STORAGE_ADDRESS,
-            &eip2935::HISTORY_STORAGE_CODE,
-        ),
-        (
-            eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_ADDRESS,
-            &eip7002::WITHDRAWAL_REQUEST_PREDEPLOY_CODE,
-        ),
-        (
-            eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_ADDRESS,
-            &eip7251::CONSOLIDATION_REQUEST_PREDEPLOY_CODE,
-        ),
-    ]
-    .into_iter()
-    .map(|(address, code)| (bytes_to_py(py, address.as_slice()), bytes_to_py(py, code)))
-    .collect()
+    parex_chain::PRAGUE_SYSTEM_CONTRACTS
+        .iter()
+        .map(|(address, code)| (bytes_to_py(py, address.as_slice()), bytes_to_py(py, code)))
+        .collect()
 }
