@@ -33,8 +33,8 @@
 //! # Memory ordering
 //! The statistics are no atomics: each worker counts in plain integers of its own (a shared
 //! counter bumped per task would bounce its cache line between cores) and adds them once,
-//! under a mutex, when it leaves the work loop. The trace's per-transaction times are written under the same
-//! happens-before as the outputs (a mutex) and read after the join.
+//! under a mutex, when it leaves the work loop. The trace's per-transaction times are written
+//! under the same happens-before as the outputs (a mutex) and read after the join.
 
 use crate::mvmemory::{MvMemory, ReadSet};
 use crate::scheduler::{Scheduler, Status, Task};

@@ -191,22 +191,23 @@ impl<K, V, D> Default for Shard<K, V, D> {
 }
 
 impl<K: Eq, V, D> Shard<K, V, D> {
-    fn get(&self, hash: u64, key: &K) -> Option<&Versions<V, D>> {
+    /// Where `key` sits in `entries`.
+    fn position(&self, hash: u64, key: &K) -> Option<usize> {
         let entries = &self.entries;
         let at = self.index.find(hash, |&at| {
             let entry = &entries[at as usize];
             entry.hash == hash && entry.key == *key
         })?;
-        Some(&entries[*at as usize].versions)
+        Some(*at as usize)
+    }
+
+    fn get(&self, hash: u64, key: &K) -> Option<&Versions<V, D>> {
+        Some(&self.entries[self.position(hash, key)?].versions)
     }
 
     fn get_mut(&mut self, hash: u64, key: &K) -> Option<&mut Versions<V, D>> {
-        let entries = &self.entries;
-        let at = *self.index.find(hash, |&at| {
-            let entry = &entries[at as usize];
-            entry.hash == hash && entry.key == *key
-        })?;
-        Some(&mut self.entries[at as usize].versions)
+        let at = self.position(hash, key)?;
+        Some(&mut self.entries[at].versions)
     }
 
     /// Puts `entry` in the versions of `key` as the entry of `txn_idx`; a key the block has

@@ -9,11 +9,15 @@
 //!    narrow index, address first and slot last, and gathers each address's values into one
 //!    [`Pending`] piece with its storage already in slot order. No hash map, no per-account
 //!    sort.
-//! 2. **Merge** (calling thread): [`merge_pieces`] walks the parts' pieces in address order
-//!    and joins the pieces of one address (each key is in exactly one part, so the storage
-//!    runs are disjoint and a two-way merge keeps slot order).
-//! 3. **Changes**: [`account_change`] adds pre-block state where the block left a gap and
-//!    drops storage a reset made stale; the trees are bulk-built from the sorted runs.
+//! 2. **Ranges** (one thread per range): [`address_ranges`] cuts the address space into one
+//!    range per part; for its range, [`merge_pieces`] walks the parts' pieces in address
+//!    order and joins the pieces of one address (each key is in exactly one part, so the
+//!    storage runs are disjoint and a two-way merge keeps slot order), and
+//!    [`account_change`] adds pre-block state where the block left a gap and drops storage a
+//!    reset made stale.
+//! 3. **Tree**: the ranges, in address order, are bulk-built into the change tree.
+//!
+//! A small block (or a single part) takes the same steps on the calling thread, as one range.
 
 use crate::task::{AccountValue, CodeValue, EvmKey, EvmValue, SlotValue, STORAGE_STALE};
 use parex_blockstm::FinalState;
@@ -23,7 +27,7 @@ use parex_primitives::{
 use parex_state::{StateError, StateViewRef};
 
 /// A key's final value, as the executors return it.
-pub(crate) type FinalEntry = (EvmKey, Option<EvmValue>);
+type FinalEntry = (EvmKey, Option<EvmValue>);
 
 /// Below this many final values every part is sorted on the calling thread: spawning costs
 /// more than it saves.
@@ -31,7 +35,7 @@ const PARALLEL_TAIL_MIN_ENTRIES: usize = 4_096;
 
 /// What the block left at one address, before it becomes an [`AccountChange`].
 #[derive(Default)]
-pub(crate) struct Pending {
+struct Pending {
     account: Option<Option<AccountValue>>,
     code: Option<Option<CodeValue>>,
     /// In slot order.
@@ -44,18 +48,12 @@ pub(crate) fn state_changes<S: StateViewRef>(
     state: &S,
     final_state: FinalState<EvmKey, EvmValue>,
 ) -> Result<StateChanges, StateError> {
-    let threads = final_state.parts.len();
-    if threads < 2 || final_state.len() < PARALLEL_TAIL_MIN_ENTRIES {
-        let mut pieces: Vec<Vec<(Address, Pending)>> =
-            final_state.parts.into_iter().map(sorted_pieces).collect();
-        let all = pieces.iter_mut().map(Vec::as_mut_slice).collect();
-        // Address order in, address order out: the tree is bulk-built.
-        return Ok(built_changes(state, all)?.into_iter().collect());
-    }
-    let mut pieces = on_threads(final_state.parts, sorted_pieces)?;
-    let ranges = address_ranges(&mut pieces, threads);
-    let built = on_threads(ranges, |range| built_changes(state, range))?;
-    // The ranges are in address order, and so is each range's run.
+    let parts = final_state.parts.len();
+    let parallel = parts > 1 && final_state.len() >= PARALLEL_TAIL_MIN_ENTRIES;
+    let mut pieces = on_threads(final_state.parts, parallel, sorted_pieces)?;
+    let ranges = address_ranges(&mut pieces, if parallel { parts } else { 1 });
+    let built = on_threads(ranges, parallel, |range| built_changes(state, range))?;
+    // The ranges are in address order, and so is each range's run: the tree is bulk-built.
     let mut changes =
         Vec::with_capacity(built.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum());
     for range in built {
@@ -115,12 +113,17 @@ fn address_ranges(
     out
 }
 
-/// Runs `work` on each input, the first on the calling thread and each other on a scoped
-/// thread of its own; the results keep the input order.
+/// Runs `work` on each input; with `parallel`, the first on the calling thread and each other
+/// on a scoped thread of its own, else all on the calling thread. The results keep the input
+/// order.
 fn on_threads<I: Send, O: Send>(
     inputs: Vec<I>,
+    parallel: bool,
     work: impl Fn(I) -> O + Sync,
 ) -> Result<Vec<O>, StateError> {
+    if !parallel {
+        return Ok(inputs.into_iter().map(work).collect());
+    }
     let work = &work;
     let mut inputs = inputs.into_iter();
     let Some(first) = inputs.next() else {
@@ -196,30 +199,20 @@ fn sorted_pieces(mut part: Vec<FinalEntry>) -> Vec<(Address, Pending)> {
     for place in order {
         let (key, value) = &mut part[place.index()];
         let value = value.take();
-        let (EvmKey::Account(address) | EvmKey::Code(address) | EvmKey::Storage(address, _)) = *key
-        else {
-            continue; // Never placed.
-        };
-        if pieces.last().is_none_or(|(last, _)| *last != address) {
-            pieces.push((address, Pending::default()));
-        }
-        let Some((_, pending)) = pieces.last_mut() else {
-            continue;
-        };
         match *key {
-            EvmKey::Account(_) => {
-                pending.account = Some(match value {
+            EvmKey::Account(address) => {
+                piece_of(&mut pieces, address).account = Some(match value {
                     Some(EvmValue::Account(account)) => Some(account),
                     _ => None,
                 });
             }
-            EvmKey::Code(_) => {
-                pending.code = Some(match value {
+            EvmKey::Code(address) => {
+                piece_of(&mut pieces, address).code = Some(match value {
                     Some(EvmValue::Code(code)) => Some(code),
                     _ => None,
                 });
             }
-            EvmKey::Storage(_, slot) => {
+            EvmKey::Storage(address, slot) => {
                 let value = match value {
                     Some(EvmValue::Storage(value)) => value,
                     _ => SlotValue {
@@ -227,12 +220,22 @@ fn sorted_pieces(mut part: Vec<FinalEntry>) -> Vec<(Address, Pending)> {
                         written_by: None,
                     },
                 };
-                pending.storage.push((slot, value));
+                piece_of(&mut pieces, address).storage.push((slot, value));
             }
-            EvmKey::BlockHash(_) => {}
+            EvmKey::BlockHash(_) => {} // Never placed.
         }
     }
     pieces
+}
+
+/// The piece of `address`: the last one, or a new one when the last is another address's
+/// (the keys come in address order).
+fn piece_of(pieces: &mut Vec<(Address, Pending)>, address: Address) -> &mut Pending {
+    if pieces.last().is_none_or(|(last, _)| *last != address) {
+        pieces.push((address, Pending::default()));
+    }
+    let last = pieces.len() - 1;
+    &mut pieces[last].1
 }
 
 /// The parts' pieces in address order, the pieces of one address joined. Each part is sorted
