@@ -172,7 +172,11 @@ impl<T: BlockTask> Block<'_, T> {
             None
         };
         barrier.wait();
-        self.memory.clear_shards(worker, workers);
+        // A traced block's written keys are read from the map after the workers are done;
+        // the next block's reset empties it then.
+        if !self.trace {
+            self.memory.clear_shards(worker, workers);
+        }
         part
     }
 

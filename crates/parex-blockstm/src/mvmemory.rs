@@ -68,11 +68,18 @@ pub enum ReadOrigin {
     Base,
     /// The full write of one version.
     Version(Version),
-    /// Deltas (highest first) on top of a full write (`Some`) or pre-block state (`None`).
-    Chain {
-        deltas: SmallVec<[Version; 2]>,
-        base: Option<Version>,
-    },
+    /// Deltas on top of a full write or pre-block state: rare (reads of lazily credited
+    /// accounts), so boxed, and a read set's entries stay narrow.
+    Chain(Box<Chain>),
+}
+
+/// The versions a read through deltas was assembled from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// The deltas, highest first.
+    deltas: SmallVec<[Version; 2]>,
+    /// The full write at the bottom; `None`: pre-block state.
+    base: Option<Version>,
 }
 
 /// What resolving a key below some transaction found.
@@ -134,8 +141,18 @@ impl<V, D> Versions<V, D> {
     }
 }
 
-/// The keys one incarnation wrote, and whether each was a full write (`true`) or a delta.
-type WrittenKeys<K> = Vec<(K, bool)>;
+/// Where a written key lives in the map: its shard, and its position in the shard's entries
+/// (stable until the block ends: keys are only ever appended).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Location {
+    shard: u32,
+    position: u32,
+}
+
+/// Where the keys one incarnation wrote live, and whether each was a full write (`true`) or
+/// a delta: eight bytes a key, where the key itself took 56 for the EVM, and estimates and
+/// removals go straight to the entry with no hashing and no probe.
+type WrittenKeys = Vec<(Location, bool)>;
 
 pub struct MvMemory<K, V, D> {
     /// The map from key to versions, in [`SHARDS`] shards chosen by the key's hash.
@@ -205,15 +222,10 @@ impl<K: Eq, V, D> Shard<K, V, D> {
         Some(&self.entries[self.position(hash, key)?].versions)
     }
 
-    fn get_mut(&mut self, hash: u64, key: &K) -> Option<&mut Versions<V, D>> {
-        let at = self.position(hash, key)?;
-        Some(&mut self.entries[at].versions)
-    }
-
     /// Puts `entry` in the versions of `key` as the entry of `txn_idx`; a key the block has
     /// not written before is appended with it (built whole: no read-back of a line just
-    /// copied).
-    fn insert(&mut self, hash: u64, key: K, txn_idx: TxnIndex, entry: Entry<V, D>) {
+    /// copied). Returns the key's position in `entries`.
+    fn insert(&mut self, hash: u64, key: K, txn_idx: TxnIndex, entry: Entry<V, D>) -> u32 {
         let Shard { index, entries } = self;
         let found = index.entry(
             hash,
@@ -225,12 +237,13 @@ impl<K: Eq, V, D> Shard<K, V, D> {
         );
         match found {
             TableEntry::Occupied(found) => {
-                entries[*found.get() as usize]
-                    .versions
-                    .insert(txn_idx, entry);
+                let at = *found.get();
+                entries[at as usize].versions.insert(txn_idx, entry);
+                at
             }
             TableEntry::Vacant(vacant) => {
-                vacant.insert(entries.len() as u32);
+                let at = entries.len() as u32;
+                vacant.insert(at);
                 let mut versions = SmallVec::new();
                 versions.push((txn_idx, entry));
                 entries.push(KeyEntry {
@@ -238,6 +251,7 @@ impl<K: Eq, V, D> Shard<K, V, D> {
                     key,
                     versions: Versions(versions),
                 });
+                at
             }
         }
     }
@@ -262,19 +276,22 @@ impl<K: Eq, V, D> Shard<K, V, D> {
 /// bit in ten set, so a read of an unwritten key rarely falls through to the map.
 const FILTER_BITS_PER_TXN: usize = 32;
 
-/// What the last recorded incarnation of one transaction wrote and read. Plain vectors under
-/// per-transaction locks: validation and estimate conversion hold the lock while they walk
-/// them, and only the same transaction's next `record` contends.
-struct TxnRecord<K> {
-    last_written: Mutex<WrittenKeys<K>>,
-    last_read_set: Mutex<ReadSet<K>>,
+/// What the last recorded incarnation of one transaction wrote and read: plain vectors under
+/// one per-transaction lock. Validation and estimate conversion hold it while they walk them,
+/// and only the same transaction's next `record` contends. The lock is taken before any shard
+/// lock, never after one.
+type TxnRecord<K> = Mutex<LastIncarnation<K>>;
+
+struct LastIncarnation<K> {
+    written: WrittenKeys,
+    read_set: ReadSet<K>,
 }
 
-impl<K> Default for TxnRecord<K> {
+impl<K> Default for LastIncarnation<K> {
     fn default() -> Self {
-        TxnRecord {
-            last_written: Mutex::new(Vec::new()),
-            last_read_set: Mutex::new(Vec::new()),
+        LastIncarnation {
+            written: Vec::new(),
+            read_set: Vec::new(),
         }
     }
 }
@@ -309,8 +326,9 @@ where
         }
         self.txns.truncate(num_txns);
         for slot in self.txns.iter_mut() {
-            slot.last_written.get_mut().clear();
-            slot.last_read_set.get_mut().clear();
+            let last = slot.get_mut();
+            last.written.clear();
+            last.read_set.clear();
         }
         self.txns.resize_with(num_txns, CacheLine::default);
         // I17: every bit clear before the block's first record.
@@ -392,12 +410,12 @@ where
             txn_idx,
             incarnation,
         } = version;
-        let mut slot = self.txns[txn_idx as usize].last_written.lock();
-        let first = slot.is_empty();
+        let mut last = self.txns[txn_idx as usize].lock();
+        let first = last.written.is_empty();
         let previous = if first {
             Vec::new()
         } else {
-            std::mem::take(&mut *slot)
+            std::mem::take(&mut last.written)
         };
         // I8, I9: new entries first.
         for (key, op) in write_set {
@@ -405,49 +423,50 @@ where
                 WriteOp::Write(value) => (Entry::Write { incarnation, value }, true),
                 WriteOp::Delta(delta) => (Entry::Delta { incarnation, delta }, false),
             };
-            slot.push((key.clone(), full));
             let hash = self.hash(&key);
             self.mark_written(hash); // I17: the bit before the entry.
-            self.shard(hash).write().insert(hash, key, txn_idx, entry);
+            let shard = shard_of(hash);
+            let position = self.shards[shard].write().insert(hash, key, txn_idx, entry);
+            let location = Location {
+                shard: shard as u32,
+                position,
+            };
+            last.written.push((location, full));
         }
         // I9: then drop what this incarnation no longer writes.
         let wrote_new_location = if first {
-            !slot.is_empty()
+            !last.written.is_empty()
         } else {
-            let current_keys: ahash::AHashSet<&K> = slot.iter().map(|(k, _)| k).collect();
-            let previous_keys: ahash::AHashSet<&K> = previous.iter().map(|(k, _)| k).collect();
-            for key in previous_keys.difference(&current_keys) {
-                let hash = self.hash(key);
-                if let Some(versions) = self.shard(hash).write().get_mut(hash, key) {
-                    versions.remove(txn_idx);
-                }
+            let current: ahash::AHashSet<Location> =
+                last.written.iter().map(|(at, _)| *at).collect();
+            let previous: ahash::AHashSet<Location> = previous.iter().map(|(at, _)| *at).collect();
+            for at in previous.difference(&current) {
+                self.shards[at.shard as usize].write().entries[at.position as usize]
+                    .versions
+                    .remove(txn_idx);
             }
-            current_keys.iter().any(|k| !previous_keys.contains(k))
+            current.iter().any(|at| !previous.contains(at))
         };
-        drop(slot);
-        let mut read_slot = self.txns[txn_idx as usize].last_read_set.lock();
-        read_slot.clear();
-        read_slot.append(reads);
+        last.read_set.clear();
+        last.read_set.append(reads);
         wrote_new_location
     }
 
     /// Replaces the writes of `txn_idx`'s last incarnation with estimates (I8).
     pub fn convert_writes_to_estimates(&self, txn_idx: TxnIndex) {
-        let written = self.txns[txn_idx as usize].last_written.lock();
-        for (key, _) in written.iter() {
-            let hash = self.hash(key);
-            if let Some(versions) = self.shard(hash).write().get_mut(hash, key) {
-                if let Some(entry) = versions.get_mut(txn_idx) {
-                    *entry = Entry::Estimate;
-                }
+        let last = self.txns[txn_idx as usize].lock();
+        for (at, _) in last.written.iter() {
+            let mut shard = self.shards[at.shard as usize].write();
+            if let Some(entry) = shard.entries[at.position as usize].versions.get_mut(txn_idx) {
+                *entry = Entry::Estimate;
             }
         }
     }
 
     /// Re-checks the last recorded read set of `txn_idx` (I11).
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
-        let read_set = self.txns[txn_idx as usize].last_read_set.lock();
-        read_set.iter().all(|(key, recorded)| {
+        let last = self.txns[txn_idx as usize].lock();
+        last.read_set.iter().all(|(key, recorded)| {
             // Origins only: validation never needs the values, so none is cloned.
             match self.resolve::<false>(key, txn_idx) {
                 Resolved::Estimate(_) => false,
@@ -456,16 +475,24 @@ where
         })
     }
 
-    /// The keys written (full or delta) by the last incarnation of `txn_idx`.
+    /// The keys written (full or delta) by the last incarnation of `txn_idx`. Only while the
+    /// block's entries are in the map: before [`MvMemory::clear_shards`].
     pub fn written_keys(&self, txn_idx: TxnIndex) -> Vec<(K, bool)> {
-        self.txns[txn_idx as usize].last_written.lock().clone()
+        let last = self.txns[txn_idx as usize].lock();
+        last.written
+            .iter()
+            .map(|(at, full)| {
+                let shard = self.shards[at.shard as usize].read();
+                (shard.entries[at.position as usize].key.clone(), *full)
+            })
+            .collect()
     }
 
     /// The keys of the last recorded read set of `txn_idx`.
     pub fn read_keys(&self, txn_idx: TxnIndex) -> Vec<K> {
         self.txns[txn_idx as usize]
-            .last_read_set
             .lock()
+            .read_set
             .iter()
             .map(|(k, _)| k.clone())
             .collect()
@@ -554,10 +581,10 @@ fn resolve_entries<V: Clone, D: Clone, const VALUES: bool>(
                     let origin = if delta_versions.is_empty() {
                         ReadOrigin::Version(version)
                     } else {
-                        ReadOrigin::Chain {
+                        ReadOrigin::Chain(Box::new(Chain {
                             deltas: delta_versions,
                             base: Some(version),
-                        }
+                        }))
                     };
                     return Resolved::Found {
                         origin,
@@ -572,10 +599,10 @@ fn resolve_entries<V: Clone, D: Clone, const VALUES: bool>(
     let origin = if delta_versions.is_empty() {
         ReadOrigin::Base
     } else {
-        ReadOrigin::Chain {
+        ReadOrigin::Chain(Box::new(Chain {
             deltas: delta_versions,
             base: None,
-        }
+        }))
     };
     Resolved::Found {
         origin,
