@@ -524,10 +524,15 @@ where
     where
         T: BlockTask<Key = K, Value = V, Delta = D>,
     {
-        let mut out = Vec::new();
+        // Sized up front: a vector of wide entries growing by doubling copies itself and
+        // faults in fresh pages at every step.
+        let keys = self
+            .shard_share(worker, workers)
+            .map(|index| self.shards[index].read().entries.len())
+            .sum();
+        let mut out = Vec::with_capacity(keys);
         for index in self.shard_share(worker, workers) {
             let shard = self.shards[index].read();
-            out.reserve(shard.entries.len());
             for entry in &shard.entries {
                 if entry.versions.0.is_empty() {
                     continue;
