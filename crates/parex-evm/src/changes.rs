@@ -52,24 +52,37 @@ pub(crate) fn state_changes<S: StateViewRef>(
     let parallel = parts > 1 && final_state.len() >= PARALLEL_TAIL_MIN_ENTRIES;
     let mut pieces = on_threads(final_state.parts, parallel, sorted_pieces)?;
     let ranges = address_ranges(&mut pieces, if parallel { parts } else { 1 });
-    let built = on_threads(ranges, parallel, |range| built_changes(state, range))?;
-    // The ranges are in address order, and so is each range's run: the tree is bulk-built.
-    let mut changes =
-        Vec::with_capacity(built.iter().map(|r| r.as_ref().map_or(0, Vec::len)).sum());
+    // The first range's vector has room for every range's changes: the others are appended
+    // to it, and the tree is bulk-built in that same allocation (in address order: the ranges
+    // are, and so is each range's run).
+    let room: usize = ranges.iter().flatten().map(|part| part.len()).sum();
+    let ranges: Vec<_> = ranges
+        .into_iter()
+        .enumerate()
+        .map(|(at, range)| (range, if at == 0 { room } else { 0 }))
+        .collect();
+    let built = on_threads(ranges, parallel, |(range, room)| {
+        built_changes(state, range, room)
+    })?;
+    let mut built = built.into_iter();
+    let mut changes = built.next().transpose()?.unwrap_or_default();
     for range in built {
         changes.extend(range?);
     }
     Ok(changes.into_iter().collect())
 }
 
-/// The changes of the addresses in `parts` (pieces sorted by address), in address order.
+/// The changes of the addresses in `parts` (pieces sorted by address), in address order;
+/// `room`: the least capacity of the returned vector.
 fn built_changes<S: StateViewRef>(
     state: &S,
     parts: Vec<&mut [(Address, Pending)]>,
+    room: usize,
 ) -> Result<Vec<(Address, AccountChange)>, StateError> {
     // Sized up front (at most one change a piece): a growing vector of wide entries copies
     // itself and faults in fresh pages at every doubling.
-    let mut changes = Vec::with_capacity(parts.iter().map(|part| part.len()).sum());
+    let pieces = parts.iter().map(|part| part.len()).sum::<usize>();
+    let mut changes = Vec::with_capacity(pieces.max(room));
     for (address, pending) in merge_pieces(parts) {
         changes.push(account_change(state, address, pending)?);
     }
