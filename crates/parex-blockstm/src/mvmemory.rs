@@ -457,7 +457,10 @@ where
         let last = self.txns[txn_idx as usize].lock();
         for (at, _) in last.written.iter() {
             let mut shard = self.shards[at.shard as usize].write();
-            if let Some(entry) = shard.entries[at.position as usize].versions.get_mut(txn_idx) {
+            if let Some(entry) = shard.entries[at.position as usize]
+                .versions
+                .get_mut(txn_idx)
+            {
                 *entry = Entry::Estimate;
             }
         }

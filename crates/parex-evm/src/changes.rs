@@ -220,38 +220,39 @@ fn sorted_pieces(mut part: Vec<FinalEntry>) -> Vec<(Address, Pending)> {
     // (20,000 slots of a token) copied itself at every step and faulted in fresh pages.
     let runs: Vec<&[Place]> = order.chunk_by(|a, b| a.address() == b.address()).collect();
     let mut pieces: Vec<(Address, Pending)> = Vec::with_capacity(runs.len());
-    let mut next = 0;
+    // Where the run being gathered starts in `order`.
+    let mut start = 0;
     for run in runs {
+        let first = start;
+        start += run.len();
+        let Some(address) = part[run[0].index()].0.address() else {
+            continue; // Never: block hashes are not placed.
+        };
         let slots = run.iter().filter(|place| place.kind() == STORAGE).count();
         let mut pending = Pending {
             storage: Vec::with_capacity(slots),
             ..Pending::default()
         };
-        let mut at = Address::ZERO;
-        for place in run {
-            if let Some(ahead) = order.get(next + PREFETCH_AHEAD) {
+        for (offset, place) in run.iter().enumerate() {
+            if let Some(ahead) = order.get(first + offset + PREFETCH_AHEAD) {
                 prefetch(&part[ahead.index()]);
             }
-            next += 1;
             let (key, value) = &mut part[place.index()];
             let value = value.take();
             match *key {
-                EvmKey::Account(address) => {
-                    at = address;
+                EvmKey::Account(_) => {
                     pending.account = Some(match value {
                         Some(EvmValue::Account(account)) => Some(account),
                         _ => None,
                     });
                 }
-                EvmKey::Code(address) => {
-                    at = address;
+                EvmKey::Code(_) => {
                     pending.code = Some(match value {
                         Some(EvmValue::Code(code)) => Some(code),
                         _ => None,
                     });
                 }
-                EvmKey::Storage(address, slot) => {
-                    at = address;
+                EvmKey::Storage(_, slot) => {
                     let value = match value {
                         Some(EvmValue::Storage(value)) => value,
                         _ => SlotValue {
@@ -264,7 +265,7 @@ fn sorted_pieces(mut part: Vec<FinalEntry>) -> Vec<(Address, Pending)> {
                 EvmKey::BlockHash(_) => {} // Never placed.
             }
         }
-        pieces.push((at, pending));
+        pieces.push((address, pending));
     }
     pieces
 }

@@ -45,6 +45,18 @@ pub enum EvmKey {
     BlockHash(u64),
 }
 
+impl EvmKey {
+    /// The account the key belongs to; `None` for a block hash.
+    pub fn address(&self) -> Option<Address> {
+        match self {
+            EvmKey::Account(address) | EvmKey::Code(address) | EvmKey::Storage(address, _) => {
+                Some(*address)
+            }
+            EvmKey::BlockHash(_) => None,
+        }
+    }
+}
+
 impl std::hash::Hash for EvmKey {
     /// A few word writes instead of the derived byte-wise hash: keys are hashed on every read
     /// and write of the engine's maps.
