@@ -68,6 +68,7 @@ class _Stats(TypedDict):
     validation_aborts: int
     blocked_reads: int
     hinted_waits: int
+    contended_waits: int
     fallback_reason: str | None
     threads: int
     sequential_rule: str | None

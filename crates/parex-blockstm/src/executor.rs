@@ -13,6 +13,10 @@
 //!
 //! # Worker states
 //! ```text
+//!                                 wait_for_execution (a read met an estimate, or a pending
+//!                                 ┌──┐   reader of a contended key, of a lower transaction
+//!                                 │  │   that is executing: I19)
+//!                                 │  ▼
 //!            next_task                     try_execute ── add_dependency ──► Idle
 //!                                            (a first incarnation may wait on its
 //!                                             dependency hint the same way)
@@ -30,6 +34,13 @@
 //! - **I14** The block is returned only when the scheduler is done and every transaction is
 //!   `Executed` with a recorded outcome; no estimate may remain in the final snapshot.
 //! - **I15** A read that failed voids its incarnation, whatever the task returned with it.
+//! - **I19** A read waits in place only for a lower transaction that is executing (the writer
+//!   of an estimate it met, or a pending reader of a contended key), for at most
+//!   [`READ_WAIT`] in all; then it suspends its incarnation through `add_dependency` (I5).
+//!   Waits only ever point down, so they form no cycle: the lowest unfinished transaction
+//!   never waits, and no worker waits forever. Waiting in place keeps the work done so far,
+//!   where a suspension throws it away and runs the transaction again from the start (the
+//!   Block-STM paper suspends; Aptos's executor waits in place, as here).
 //!
 //! # Memory ordering
 //! The statistics are no atomics: each worker counts in plain integers of its own (a shared
@@ -37,7 +48,7 @@
 //! under a mutex, when it leaves the work loop. The trace's per-transaction times are written
 //! under the same happens-before as the outputs (a mutex) and read after the join.
 
-use crate::mvmemory::{MvMemory, ReadSet};
+use crate::mvmemory::{MvMemory, MvReadError, ReadSet};
 use crate::scheduler::{Scheduler, Status, Task};
 use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version};
 use crate::{BlockOutput, CacheLine, ExecutionError, FinalState, Options, Stats, TxnTrace};
@@ -46,19 +57,53 @@ use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Barrier;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The memory of the tasks `T` works with.
 pub type TaskMemory<T> =
     MvMemory<<T as BlockTask>::Key, <T as BlockTask>::Value, <T as BlockTask>::Delta>;
 
+/// How long, in all, one read waits in place for lower transactions that are executing
+/// (I19): several executions of a token transfer or a swap. A transaction that runs longer is
+/// a heavy one; suspending, and running something else meanwhile, is then the better use of
+/// the worker.
+pub const READ_WAIT: Duration = Duration::from_micros(200);
+
 /// The view of one incarnation: reads go to the multi-version memory and are recorded.
 struct MvView<'a, T: BlockTask> {
     memory: &'a TaskMemory<T>,
+    scheduler: &'a Scheduler,
     task: &'a T,
     txn_idx: TxnIndex,
     reads: ReadSet<T::Key>,
     error: Option<ReadError>,
+    /// Reads that met an estimate.
+    blocked_reads: u64,
+    /// Reads that stopped on a pending reader of a contended key.
+    contended_waits: u64,
+}
+
+/// Waits while `txn_idx` is executing, until `deadline`. True once it has finished executing;
+/// false as soon as it is not running (suspended, or waiting to run again) or time is up.
+fn wait_for_execution(scheduler: &Scheduler, txn_idx: TxnIndex, deadline: Instant) -> bool {
+    let mut polls = 0u32;
+    loop {
+        match scheduler.status(txn_idx).1 {
+            Status::Executed => return true,
+            Status::Executing if Instant::now() < deadline => {
+                polls += 1;
+                if polls.is_multiple_of(16) {
+                    // More workers than cores: let the one we wait for run.
+                    std::thread::yield_now();
+                } else {
+                    for _ in 0..32 {
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            _ => return false,
+        }
+    }
 }
 
 impl<T: BlockTask> ReadView for MvView<'_, T> {
@@ -66,7 +111,32 @@ impl<T: BlockTask> ReadView for MvView<'_, T> {
     type Value = T::Value;
 
     fn read(&mut self, key: &T::Key) -> Result<ReadValue<T::Value>, ReadError> {
-        match self.memory.read(self.task, key, self.txn_idx) {
+        let scheduler = self.scheduler;
+        let pending = |reader: TxnIndex| scheduler.status(reader).1 != Status::Executed;
+        let mut deadline = None;
+        let read = loop {
+            // The lower transaction this read must wait for: the writer of an estimate, or
+            // a pending reader of a contended key (I18).
+            let waited_for = match self.memory.read(self.task, key, self.txn_idx, pending) {
+                Ok(read) => break Ok(read),
+                Err(MvReadError::Read(ReadError::Blocked(writer))) if writer < self.txn_idx => {
+                    self.blocked_reads += 1;
+                    writer
+                }
+                Err(MvReadError::Read(error)) => break Err(error),
+                Err(MvReadError::PendingReader(reader)) => {
+                    self.contended_waits += 1;
+                    reader
+                }
+            };
+            // I19: in place while it runs; once it has finished, its writes are in the
+            // memory, so read again. Otherwise the incarnation suspends on it.
+            let deadline = *deadline.get_or_insert_with(|| Instant::now() + READ_WAIT);
+            if !wait_for_execution(scheduler, waited_for, deadline) {
+                break Err(ReadError::Blocked(waited_for));
+            }
+        };
+        match read {
             Ok((value, origin)) => {
                 self.reads.push((key.clone(), origin));
                 Ok(value)
@@ -87,6 +157,7 @@ struct Counts {
     validation_aborts: u64,
     blocked_reads: u64,
     hinted_waits: u64,
+    contended_waits: u64,
 }
 
 impl Counts {
@@ -96,6 +167,7 @@ impl Counts {
         self.validation_aborts += other.validation_aborts;
         self.blocked_reads += other.blocked_reads;
         self.hinted_waits += other.hinted_waits;
+        self.contended_waits += other.contended_waits;
     }
 }
 
@@ -240,21 +312,32 @@ impl<T: BlockTask> Block<'_, T> {
             scratch.clear();
             let mut view = MvView {
                 memory: self.memory,
+                scheduler: &self.scheduler,
                 task: self.task,
                 txn_idx,
                 reads: std::mem::take(scratch),
                 error: None,
+                blocked_reads: 0,
+                contended_waits: 0,
             };
             counts.executions += 1;
             let started = self.trace.then(Instant::now);
             let outcome = self.task.execute(txn_idx, &mut view);
-            let MvView { reads, error, .. } = view;
+            let MvView {
+                reads,
+                error,
+                blocked_reads,
+                contended_waits,
+                ..
+            } = view;
             *scratch = reads;
+            counts.blocked_reads += blocked_reads;
+            counts.contended_waits += contended_waits;
             // I15: a failed read voids the incarnation.
             if let Some(error) = error {
                 match error {
                     ReadError::Blocked(blocking) if blocking < txn_idx => {
-                        counts.blocked_reads += 1;
+                        // The view waited for it in place as long as I19 allows.
                         if self.scheduler.add_dependency(txn_idx, blocking) {
                             return None;
                         }
@@ -431,6 +514,7 @@ pub fn execute_parallel_in<T: BlockTask>(
             validation_aborts: counts.validation_aborts,
             blocked_reads: counts.blocked_reads,
             hinted_waits: counts.hinted_waits,
+            contended_waits: counts.contended_waits,
             threads: workers as u32,
         },
         traces,

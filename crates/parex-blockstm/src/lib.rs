@@ -77,9 +77,13 @@ pub struct Stats {
     pub reexecutions: u64,
     pub validations: u64,
     pub validation_aborts: u64,
+    /// Reads that met an estimate: they waited for its writer in place, or suspended.
     pub blocked_reads: u64,
     /// First incarnations that waited on their dependency hint.
     pub hinted_waits: u64,
+    /// Reads of a contended key that stopped on a lower reader not yet executed: they waited
+    /// for it in place, or suspended.
+    pub contended_waits: u64,
     pub threads: u32,
 }
 

@@ -11,6 +11,24 @@
 //! After the scheduler is done, each worker's [`MvMemory::snapshot_shards`] resolves the final
 //! value of the keys in its share of the map's shards.
 //!
+//! # Contention markers
+//! A key that transactions read and then write (a hot balance, a pair's reserves) serialises
+//! them: while one of them runs, a higher one that reads the key gets the value about to be
+//! replaced, runs to the end, fails validation and runs again. Once that has happened on a
+//! key, the key is *contended*, and its readers leave a marker (the highest reader so far).
+//! A later read of a contended key by `j` that finds the marker of a lower transaction `r`
+//! that has not finished executing, and whose write it would read past (no entry of `r` or
+//! above below `j`), stops with [`MvReadError::PendingReader`]: the executor then waits for
+//! `r`, in place or suspended, instead of running on a value `r` is about to replace.
+//! ```text
+//!            validate_read_set fails on a key the
+//!            same transaction also wrote (read, then write)
+//!   quiet ───────────────────────────────────────────────► contended
+//!                                                          │  ▲
+//!                                              read: marker│  │ read: PendingReader
+//!                                              = max(j, r) └──┘ (lower r not yet executed)
+//! ```
+//!
 //! # Entry states of (key, transaction)
 //! ```text
 //!            record                 convert_writes_to_estimates
@@ -38,6 +56,10 @@
 //!   every insert of the key returns. Most reads in a block are of keys no transaction writes
 //!   (contract code, untouched accounts and slots), and these then take no shard lock, whose
 //!   lock word every core reading a hot key would otherwise write.
+//! - **I18** A contention marker only delays a read: the read stops on a *lower* transaction
+//!   (as an estimate does, I10), and the value it finally returns is resolved, recorded and
+//!   validated exactly as any other (I11). Validation and the snapshot never look at markers,
+//!   so a wrong or stale marker costs time, never a result.
 //!
 //! # Memory ordering
 //! The map shards and the per-transaction slots are behind locks. The written filter's words
@@ -45,13 +67,16 @@
 //! counters are: a validation that reads a bit clear must either see a writer's bit or be
 //! seen by that writer's later `SeqCst` look at `validation_idx` (which then schedules the
 //! validation again), the store-load pattern that only one total order of both rules out.
+//! A key's contention flag and reader marker are `Relaxed` atomics, written under the shard's
+//! read lock: they are hints (I18), no other memory is published through them, and a reader
+//! that sees a stale one only waits when it need not, or does not when it could have.
 
 use crate::task::{BlockTask, ReadError, ReadValue, TxnIndex, Version, WriteOp, WriteSet};
 use crate::CacheLine;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 
 /// One transaction's entry for one key.
 #[derive(Debug, Clone)]
@@ -96,6 +121,16 @@ enum Resolved<V, D> {
 }
 
 pub type ReadSet<K> = Vec<(K, ReadOrigin)>;
+
+/// Why [`MvMemory::read`] returned no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MvReadError {
+    /// The read failed: an estimate of a lower transaction, or the pre-block store.
+    Read(ReadError),
+    /// The key is contended and this lower transaction, which read it and has not finished
+    /// executing, is likely to write it (I18).
+    PendingReader(TxnIndex),
+}
 
 /// One key's entries, sorted by transaction index. Most keys have a single writer, which fits
 /// inline: no allocation per key, and nothing to free when the block ends.
@@ -196,6 +231,44 @@ struct KeyEntry<K, V, D> {
     hash: u64,
     key: K,
     versions: Versions<V, D>,
+    contention: Contention,
+}
+
+/// A key's contention marker (see the module docs): atomics, because readers hold only the
+/// shard's read lock.
+#[derive(Default)]
+struct Contention {
+    /// Set once a transaction that read and wrote the key failed validation on it.
+    contended: AtomicBool,
+    /// The highest transaction that read the key while it was contended, plus one (0: none).
+    reader: AtomicU32,
+}
+
+impl Contention {
+    /// The lower transaction, not yet executed (`pending`), whose write a read of the key by
+    /// `txn_idx` would read past; then leaves `txn_idx`'s own marker. `writer`: the highest
+    /// transaction below `txn_idx` with an entry for the key.
+    fn pending_reader(
+        &self,
+        txn_idx: TxnIndex,
+        writer: Option<TxnIndex>,
+        pending: impl Fn(TxnIndex) -> bool,
+    ) -> Option<TxnIndex> {
+        if !self.contended.load(Relaxed) {
+            return None;
+        }
+        let marked = self.reader.load(Relaxed);
+        if let Some(reader) = marked.checked_sub(1) {
+            let read_past = writer.is_none_or(|writer| writer < reader);
+            if reader < txn_idx && read_past && pending(reader) {
+                return Some(reader);
+            }
+        }
+        if marked != txn_idx + 1 {
+            self.reader.store(txn_idx + 1, Relaxed);
+        }
+        None
+    }
 }
 
 impl<K, V, D> Default for Shard<K, V, D> {
@@ -250,6 +323,7 @@ impl<K: Eq, V, D> Shard<K, V, D> {
                     hash,
                     key,
                     versions: Versions(versions),
+                    contention: Contention::default(),
                 });
                 at
             }
@@ -384,17 +458,40 @@ where
     }
 
     /// Reads `key` as transaction `txn_idx` sees it, falling back to pre-block state.
+    /// `pending(r)`: transaction `r` has not finished executing; asked only about the reader
+    /// marked on a contended key (I18).
     pub fn read<T>(
         &self,
         task: &T,
         key: &K,
         txn_idx: TxnIndex,
-    ) -> Result<(ReadValue<V>, ReadOrigin), ReadError>
+        pending: impl Fn(TxnIndex) -> bool,
+    ) -> Result<(ReadValue<V>, ReadOrigin), MvReadError>
     where
         T: BlockTask<Key = K, Value = V, Delta = D>,
     {
-        let resolved = self.resolve::<true>(key, txn_idx);
-        materialize(task, key, resolved)
+        let hash = self.hash(key);
+        let resolved = if self.maybe_written(hash) {
+            let shard = self.shard(hash).read();
+            match shard.position(hash, key) {
+                Some(at) => {
+                    let entry = &shard.entries[at];
+                    let resolved = resolve_entries::<V, D, true>(Some(&entry.versions), txn_idx);
+                    if let Resolved::Found { writer, .. } = resolved {
+                        // I18: a lower transaction only, like an estimate (I10).
+                        let reader = entry.contention.pending_reader(txn_idx, writer, pending);
+                        if let Some(reader) = reader {
+                            return Err(MvReadError::PendingReader(reader));
+                        }
+                    }
+                    resolved
+                }
+                None => resolve_entries::<V, D, true>(None, txn_idx),
+            }
+        } else {
+            resolve_entries::<V, D, true>(None, txn_idx)
+        };
+        materialize(task, key, resolved).map_err(MvReadError::Read)
     }
 
     /// Publishes an incarnation's writes and read set. Returns true when it wrote a key that
@@ -466,16 +563,38 @@ where
         }
     }
 
-    /// Re-checks the last recorded read set of `txn_idx` (I11).
+    /// Re-checks the last recorded read set of `txn_idx` (I11). A failure on a key the same
+    /// incarnation also wrote marks the key contended.
     pub fn validate_read_set(&self, txn_idx: TxnIndex) -> bool {
         let last = self.txns[txn_idx as usize].lock();
-        last.read_set.iter().all(|(key, recorded)| {
+        let stale = last.read_set.iter().find(|(key, recorded)| {
             // Origins only: validation never needs the values, so none is cloned.
             match self.resolve::<false>(key, txn_idx) {
-                Resolved::Estimate(_) => false,
-                Resolved::Found { origin, .. } => origin == *recorded,
+                Resolved::Estimate(_) => true,
+                Resolved::Found { origin, .. } => origin != *recorded,
             }
-        })
+        });
+        let Some((key, _)) = stale else {
+            return true;
+        };
+        let hash = self.hash(key);
+        let shard = shard_of(hash);
+        let entries = self.shards[shard].read();
+        if let Some(position) = entries.position(hash, key) {
+            let location = Location {
+                shard: shard as u32,
+                position: position as u32,
+            };
+            // Read, then written: the pattern a marker can order (a key only read, an
+            // oracle, never is: its readers would wait on each other for nothing).
+            if last.written.iter().any(|(at, _)| *at == location) {
+                entries.entries[position]
+                    .contention
+                    .contended
+                    .store(true, Relaxed);
+            }
+        }
+        false
     }
 
     /// The keys written (full or delta) by the last incarnation of `txn_idx`. Only while the

@@ -7,8 +7,8 @@
 //! "invalid transaction" outcome and deletions are mixed in.
 
 use parex_blockstm::{
-    execute_parallel, execute_sequential, BlockTask, Options, ReadError, ReadView, TaskOutcome,
-    TxnIndex, WriteOp,
+    execute_parallel, execute_sequential, BlockTask, Options, ReadError, ReadView, Stats,
+    TaskOutcome, TxnIndex, WriteOp,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -170,11 +170,12 @@ fn block() -> impl Strategy<Value = Vec<Vec<Op>>> {
 
 /// The sequential run stops at the first invalid transaction; the parallel run must agree on
 /// everything up to and including it.
-fn assert_same(txns: &[Vec<Op>], threads: usize) {
-    assert_same_hinted(txns, &[], threads);
+fn assert_same(txns: &[Vec<Op>], threads: usize) -> Stats {
+    assert_same_hinted(txns, &[], threads)
 }
 
-fn assert_same_hinted(txns: &[Vec<Op>], hints: &[Option<TxnIndex>], threads: usize) {
+/// Returns the parallel run's statistics.
+fn assert_same_hinted(txns: &[Vec<Op>], hints: &[Option<TxnIndex>], threads: usize) -> Stats {
     let mut block = MockBlock::new(txns.to_vec());
     block.hints = hints.to_vec();
     let sequential = execute_sequential(&block, Options { trace: true }).expect("sequential");
@@ -216,6 +217,7 @@ fn assert_same_hinted(txns: &[Vec<Op>], hints: &[Option<TxnIndex>], threads: usi
         parallel.stats.executions,
         parallel.stats.reexecutions + txns.len() as u64
     );
+    parallel.stats
 }
 
 proptest! {
@@ -260,6 +262,34 @@ fn hot_keys_repeatedly() {
             assert_same(&txns, threads);
         }
     }
+}
+
+/// Every transaction reads one counter, works a while and writes it back: the key turns
+/// contended after the first validation failure on it, and later readers must then stop on the
+/// lower reader still running (waiting in place or suspended) instead of running on the value
+/// it is about to replace. The stops must happen, and change nothing.
+#[test]
+fn readers_of_a_contended_key_wait_for_the_lower_reader() {
+    let txns: Vec<Vec<Op>> = (0..300)
+        .map(|i| {
+            vec![
+                Op::Spin(300),
+                Op::Read(1),
+                Op::Spin(1500 + (i % 5) * 100),
+                Op::Write(1),
+            ]
+        })
+        .collect();
+    let mut waits = 0;
+    for _ in 0..10 {
+        for threads in [2, 4] {
+            waits += assert_same(&txns, threads).contended_waits;
+        }
+    }
+    assert!(
+        waits > 0,
+        "no read stopped on a pending reader of the contended key"
+    );
 }
 
 /// Forces one conflict deterministically: transaction 0 holds back its write of key 1 until

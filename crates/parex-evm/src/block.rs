@@ -289,6 +289,7 @@ pub fn execute_prepared<S: StateViewRef>(
         validation_aborts: stats.validation_aborts,
         blocked_reads: stats.blocked_reads,
         hinted_waits: stats.hinted_waits,
+        contended_waits: stats.contended_waits,
         validations: stats.validations,
         fallback_reason,
         threads: if fallback { 1 } else { stats.threads },

@@ -7,11 +7,16 @@ pub struct ExecStats {
     pub reexecutions: u64,
     /// Validations that failed and aborted an incarnation.
     pub validation_aborts: u64,
-    /// Reads that met an estimate and suspended their transaction.
+    /// Reads that met an estimate: they waited for its writer to finish executing, in place
+    /// or with their transaction suspended.
     pub blocked_reads: u64,
     /// First incarnations that waited for their dependency hint (the previous transaction of
     /// the same sender) instead of running on a nonce about to change.
     pub hinted_waits: u64,
+    /// Reads of a contended key (one a transaction read, then wrote, and failed validation on)
+    /// that stopped on a lower transaction which had read it and not finished executing: they
+    /// waited for it in place, or suspended.
+    pub contended_waits: u64,
     /// Validation tasks run.
     pub validations: u64,
     /// Why the block was re-run sequentially, if it was.

@@ -248,7 +248,7 @@ impl BlockResult {
     }
 
     /// Scheduler counters: executions, reexecutions, validations, validation_aborts,
-    /// blocked_reads, hinted_waits, fallback_reason, threads, sequential_rule (why the rule
+    /// blocked_reads, hinted_waits, contended_waits, fallback_reason, threads, sequential_rule (why the rule
     /// ran the block sequentially, or None).
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -260,6 +260,7 @@ impl BlockResult {
         dict.set_item("validation_aborts", s.validation_aborts)?;
         dict.set_item("blocked_reads", s.blocked_reads)?;
         dict.set_item("hinted_waits", s.hinted_waits)?;
+        dict.set_item("contended_waits", s.contended_waits)?;
         dict.set_item("fallback_reason", s.fallback_reason.as_deref())?;
         dict.set_item("threads", s.threads)?;
         dict.set_item("sequential_rule", s.sequential_rule.as_deref())?;
