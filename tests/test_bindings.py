@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import parex
 from parex import _core
-from parex import BlockEnv, Engine, Fork, State, address_of, keccak256, sign_transactions
+from parex import BlockEnv, Engine, Fork, State, address_of, keccak256, sign_transactions, workloads
 
 KECCAK_EMPTY = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
 
@@ -117,7 +117,7 @@ def test_result_fields() -> None:
     assert result.ideal_speedup is not None and result.ideal_speedup >= 1.0
     assert set(result.stats) >= {
         "executions", "reexecutions", "validations", "validation_aborts",
-        "blocked_reads", "fallback_reason", "threads",
+        "blocked_reads", "hinted_waits", "contended_waits", "fallback_reason", "threads",
     }
     assert result.elapsed_ns > 0
     changes = {c.address: c for c in result.changes}
@@ -127,6 +127,23 @@ def test_result_fields() -> None:
     assert changes[bytes([0xCB] * 20)].balance == 21_000 * min(10**9, fee_cap - 10**8)
     untraced = Engine(threads=2, sequential_rule=False).execute(env, txs, state)
     assert untraced.tx_nanos is None and untraced.ideal_speedup is None
+
+
+def test_trace_runs_keep_the_first_run_and_check_their_count() -> None:
+    """Several traced runs give the first run's outcome and one time per transaction; a run
+    count below one is refused, naming the argument."""
+    w = workloads.erc20(txs=40, conflict=50, seed=3)
+    engine = Engine(threads=2, sequential_rule=False)
+    once = engine.execute_sequential(w.block_env, w.transactions, w.pre_state, trace=True)
+    for run in (engine.execute_sequential, engine.execute):
+        many = run(w.block_env, w.transactions, w.pre_state, trace=True, trace_runs=4)
+        assert many.same_outcome(once) and many.digest() == once.digest()
+        assert many.tx_nanos is not None and len(many.tx_nanos) == 40
+        assert all(n > 0 for n in many.tx_nanos)
+        assert many.ideal_speedup is not None and many.ideal_speedup >= 1.0
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ValueError, match="trace_runs"):
+            engine.execute(w.block_env, w.transactions, w.pre_state, trace=True, trace_runs=bad)  # type: ignore[arg-type]
 
 
 def test_env_as_mapping_object_and_kwargs() -> None:

@@ -198,6 +198,7 @@ def execute(
     threads: int | None = None,
     sequential: bool = False,
     trace: bool = False,
+    trace_runs: int = 1,
     sequential_rule: bool = False,
     **fields: Any,
 ) -> BlockResult: ...

@@ -448,6 +448,7 @@ fn post_states<S: StateViewRef + StateCommitment>(
         executor: parex_evm::ExecutorKind::Sequential,
         threads: 1,
         trace: false,
+        trace_runs: 1,
         sequential_rule: false,
     };
     let mut so_far = before.clone();

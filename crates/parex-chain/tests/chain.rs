@@ -71,6 +71,7 @@ fn config(executor: ExecutorKind, threads: usize) -> ExecConfig {
         executor,
         threads,
         trace: false,
+        trace_runs: 1,
         sequential_rule: false,
     }
 }

@@ -24,6 +24,7 @@ fn all_executors(txs: &[Bytes]) -> Vec<Result<parex_evm::BlockResult, BlockError
                 executor,
                 threads,
                 trace: false,
+                trace_runs: 1,
                 sequential_rule: false,
             },
         ));

@@ -44,6 +44,7 @@ fn trace_reports_ideal_speedup() {
         executor: ExecutorKind::Parallel,
         threads: 4,
         trace: true,
+        trace_runs: 1,
         sequential_rule: false,
     };
     let transfer = |nonce: u64, to: u32| call(nonce, addr(100 + to), U256::from(1), vec![], 21_000);

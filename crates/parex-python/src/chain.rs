@@ -378,6 +378,7 @@ fn exec_config(
             None => 1,
         },
         trace: false,
+        trace_runs: 1,
         sequential_rule,
     })
 }

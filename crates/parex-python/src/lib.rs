@@ -132,7 +132,7 @@ pub(crate) fn threads_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
 /// apply the result with `state.apply(result)`). `sequential_rule=True` lets a block too
 /// small to gain from Block-STM run sequentially (`stats["sequential_rule"]` says why).
 #[pyfunction]
-#[pyo3(signature = (env, transactions, state, *, threads = None, sequential = false, trace = false, sequential_rule = false, **fields))]
+#[pyo3(signature = (env, transactions, state, *, threads = None, sequential = false, trace = false, trace_runs = 1, sequential_rule = false, **fields))]
 #[allow(clippy::too_many_arguments)]
 fn execute(
     py: Python<'_>,
@@ -142,10 +142,14 @@ fn execute(
     threads: Option<&Bound<'_, PyAny>>,
     sequential: bool,
     trace: bool,
+    trace_runs: u32,
     sequential_rule: bool,
     fields: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<result::BlockResult> {
     let env = block_env(env, fields)?;
+    if trace_runs == 0 {
+        return Err(bad("trace_runs", "must be at least 1"));
+    }
     let threads = match threads {
         Some(t) => threads_arg(t)?,
         None => 1,
@@ -160,6 +164,7 @@ fn execute(
         },
         threads,
         trace,
+        trace_runs,
         sequential_rule,
     };
     let outcome = py.detach(move || {

@@ -313,6 +313,7 @@ pub fn run(
         executor,
         threads,
         trace: false,
+        trace_runs: 1,
         sequential_rule: false,
     };
     execute_block(env, txs, state, &config)
