@@ -15,7 +15,9 @@
 //! A key that transactions read and then write (a hot balance, a pair's reserves) serialises
 //! them: while one of them runs, a higher one that reads the key gets the value about to be
 //! replaced, runs to the end, fails validation and runs again. Once that has happened on a
-//! key, the key is *contended*, and its readers leave a marker (the highest reader so far).
+//! key, the key is *contended*, and each read of it leaves a marker: the last reader. (The
+//! highest reader so far was tried first: after an abort, workers run lower transactions
+//! again under a marker already past them, and it stopped almost nothing.)
 //! A later read of a contended key by `j` that finds the marker of a lower transaction `r`
 //! that has not finished executing, and whose write it would read past (no entry of `r` or
 //! above below `j`), stops with [`MvReadError::PendingReader`]: the executor then waits for
@@ -26,7 +28,7 @@
 //!   quiet ───────────────────────────────────────────────► contended
 //!                                                          │  ▲
 //!                                              read: marker│  │ read: PendingReader
-//!                                              = max(j, r) └──┘ (lower r not yet executed)
+//!                                                     := j └──┘ (lower r not yet executed)
 //! ```
 //!
 //! # Entry states of (key, transaction)
@@ -240,7 +242,7 @@ struct KeyEntry<K, V, D> {
 struct Contention {
     /// Set once a transaction that read and wrote the key failed validation on it.
     contended: AtomicBool,
-    /// The highest transaction that read the key while it was contended, plus one (0: none).
+    /// The last transaction that read the key while it was contended, plus one (0: none).
     reader: AtomicU32,
 }
 
