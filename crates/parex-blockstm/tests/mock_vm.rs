@@ -393,8 +393,9 @@ fn delta_chains_resolve_over_absent_and_deleted_values() {
     }
 }
 
-/// One memory and one overlay reused across blocks of changing size: nothing of a block may
-/// leak into the next (stale entries would change reads, which the comparison would catch).
+/// One memory and one overlay reused across blocks of changing size, traced or not, on 1 to 3
+/// workers: nothing of a block may leak into the next (stale entries would change reads, which
+/// the comparison would catch).
 #[test]
 fn reused_memory_carries_nothing_between_blocks() {
     use parex_blockstm::{execute_parallel_in, execute_sequential_in, TaskMemory};
@@ -419,11 +420,16 @@ fn reused_memory_carries_nothing_between_blocks() {
             let fresh = execute_sequential(&block, Options::default()).unwrap();
             let pooled_seq =
                 execute_sequential_in(&mut overlay, &block, Options::default()).unwrap();
+            // A traced block keeps its records past the workers (the trace reads them), so
+            // the next reset empties them on one thread; an untraced one empties them on its
+            // workers. Rounds alternate, and thread counts vary, so both paths meet.
             let pooled_par = execute_parallel_in(
                 &mut memory,
                 &block,
-                NonZeroUsize::new(3).unwrap(),
-                Options::default(),
+                NonZeroUsize::new(1 + (round + i) % 3).unwrap(),
+                Options {
+                    trace: (round + i) % 2 == 1,
+                },
             )
             .unwrap();
             let sorted = |mut v: Vec<(u8, Option<u64>)>| {

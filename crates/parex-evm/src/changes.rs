@@ -29,6 +29,11 @@ use parex_state::{StateError, StateViewRef};
 /// A key's final value, as the executors return it.
 type FinalEntry = (EvmKey, Option<EvmValue>);
 
+/// What an address weighs against one storage slot when the tail cuts its ranges: building
+/// an account's change costs about three slots' worth (measured on the ERC-20 block: 0.1 µs an
+/// address; 0.03 µs a slot of the token, merged from two parts and built into its tree).
+const ADDRESS_WEIGHT: usize = 3;
+
 /// Below this many final values every part is sorted on the calling thread: spawning costs
 /// more than it saves.
 const PARALLEL_TAIL_MIN_ENTRIES: usize = 4_096;
@@ -89,25 +94,36 @@ fn built_changes<S: StateViewRef>(
     Ok(changes)
 }
 
-/// Cuts every part's pieces into `ranges` address ranges of about equal work (an address
-/// weighs one plus its slots), the same cuts for every part: range `r` of every part holds the
-/// addresses between cut `r - 1` and cut `r`. The cuts are the first part's weighted
-/// quantiles: the parts split keys by hash, so each is a fair sample of the others.
+/// Cuts every part's pieces into `ranges` address ranges of about equal work, the same cuts
+/// for every part: range `r` of every part holds the addresses between cut `r - 1` and cut
+/// `r`. The cuts are the first part's weighted quantiles: the parts split keys by hash, so each
+/// is a fair sample of the others. An address weighs [`ADDRESS_WEIGHT`] plus its slots, and a
+/// cut falls before or after the piece that crosses a share, whichever lands nearer the share:
+/// a token's 20,000 slots are one piece, and cutting after it when it comes late in address
+/// order gave one range 8,000 addresses and the token, the other 1,900 addresses.
 fn address_ranges(
     pieces: &mut [Vec<(Address, Pending)>],
     ranges: usize,
 ) -> Vec<Vec<&mut [(Address, Pending)]>> {
-    let weight = |piece: &(Address, Pending)| 1 + piece.1.storage.len();
+    let weight = |piece: &(Address, Pending)| ADDRESS_WEIGHT + piece.1.storage.len();
     let mut cuts: Vec<Address> = Vec::with_capacity(ranges.saturating_sub(1));
     if let Some(first) = pieces.first() {
         let total: usize = first.iter().map(weight).sum();
-        let mut so_far = 0;
+        let mut before = 0;
+        let mut previous: Option<Address> = None;
         for piece in first {
-            so_far += weight(piece);
-            // Cut after the piece that reaches the next share.
-            if so_far * ranges >= total * (cuts.len() + 1) && cuts.len() + 1 < ranges {
-                cuts.push(piece.0);
+            let after = before + weight(piece);
+            // The shares this piece crosses (several, when it alone outweighs a range).
+            while cuts.len() + 1 < ranges && after * ranges >= total * (cuts.len() + 1) {
+                let share = total * (cuts.len() + 1) / ranges;
+                let cut = match previous {
+                    Some(previous) if share - before.min(share) < after - share => previous,
+                    _ => piece.0,
+                };
+                cuts.push(cut);
             }
+            before = after;
+            previous = Some(piece.0);
         }
     }
     let mut out: Vec<Vec<&mut [(Address, Pending)]>> = (0..ranges)
@@ -473,6 +489,39 @@ mod tests {
         assert_eq!(token_slots, vec![(2, 20), (5, 50), (9, 90)]);
         assert_eq!(merged[0].1.account, Some(None));
         assert_eq!(merged[0].1.storage.len(), 1);
+    }
+
+    /// A piece that outweighs a share is left out of the range it would overfill: a token
+    /// late in address order goes with the few addresses after it, not the many before.
+    #[test]
+    fn a_heavy_piece_goes_to_the_range_it_balances() {
+        let address = |i: u64| {
+            let mut bytes = [0u8; 20];
+            bytes[..8].copy_from_slice(&i.to_be_bytes());
+            Address::from(bytes)
+        };
+        let piece = |i: u64, slots: usize| {
+            let pending = Pending {
+                storage: (0..slots as u64)
+                    .map(|s| (U256::from(s), slot(s)))
+                    .collect(),
+                ..Pending::default()
+            };
+            (address(i), pending)
+        };
+        let mut part: Vec<(Address, Pending)> = (0..8_000).map(|i| piece(i, 0)).collect();
+        part.push(piece(8_000, 20_000));
+        part.extend((8_001..9_901).map(|i| piece(i, 0)));
+        let mut pieces = vec![part];
+        let ranges = address_ranges(&mut pieces, 2);
+        let lens: Vec<usize> = ranges.iter().map(|range| range[0].len()).collect();
+        assert_eq!(lens, vec![8_000, 1_901]);
+        // Three ranges (shares of 16,568 weight): two cuts among the addresses before the
+        // token, the token again with the addresses after it.
+        let ranges = address_ranges(&mut pieces, 3);
+        let lens: Vec<usize> = ranges.iter().map(|range| range[0].len()).collect();
+        assert_eq!(lens, vec![5_522, 2_478, 1_901]);
+        assert_eq!(ranges[2][0][0].0, address(8_000));
     }
 
     /// A block's final values over many addresses, one of them (a token) holding most of the
