@@ -693,19 +693,16 @@ where
         for index in self.shard_share(worker, workers) {
             self.shards[index].write().clear();
         }
+        // A contiguous share (worker < workers), walked in memory order.
         let workers = workers.max(1);
-        let (start, end) = (
-            self.txns.len() * worker / workers,
-            self.txns.len() * (worker + 1) / workers,
-        );
-        for slot in &self.txns[start..end.min(self.txns.len())] {
+        let share = self.txns.len() * worker / workers..self.txns.len() * (worker + 1) / workers;
+        for slot in &self.txns[share.clone()] {
             let mut last = slot.lock();
             last.written.clear();
             last.read_set.clear();
         }
         // Relaxed: read by `reset`, which holds `&mut self`, so after the workers' join.
-        self.records_cleared
-            .fetch_add(end.min(self.txns.len()) - start.min(end), Relaxed);
+        self.records_cleared.fetch_add(share.len(), Relaxed);
     }
 }
 
