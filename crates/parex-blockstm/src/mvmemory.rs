@@ -72,9 +72,10 @@
 //! seen by that writer's later `SeqCst` look at `validation_idx` (which then schedules the
 //! validation again), the store-load pattern that only one total order of both rules out.
 //! `records_cleared` is `Relaxed`: only `reset`, holding `&mut self` after the workers'
-//! join, reads it. A key's contention flag and reader marker are `Relaxed` atomics, written under the shard's
-//! read lock: they are hints (I18), no other memory is published through them, and a reader
-//! that sees a stale one only waits when it need not, or does not when it could have.
+//! join, reads it. A key's contention flag and reader marker are `Relaxed` atomics, written
+//! under the shard's read lock: they are hints (I18), no other memory is published through
+//! them, and a reader that sees a stale one only waits when it need not, or does not when it
+//! could have.
 
 use crate::task::{BlockTask, ReadError, ReadValue, TxnIndex, Version, WriteOp, WriteSet};
 use crate::CacheLine;
