@@ -117,7 +117,7 @@ fn address_ranges(
             while cuts.len() + 1 < ranges && after * ranges >= total * (cuts.len() + 1) {
                 let share = total * (cuts.len() + 1) / ranges;
                 let cut = match previous {
-                    Some(previous) if share - before.min(share) < after - share => previous,
+                    Some(previous) if share.saturating_sub(before) < after - share => previous,
                     _ => piece.0,
                 };
                 cuts.push(cut);
