@@ -248,7 +248,7 @@ impl<T: BlockTask> Block<'_, T> {
         // A traced block's written keys are read from the map after the workers are done;
         // the next block's reset empties it then.
         if !self.trace {
-            self.memory.clear_shards(worker, workers);
+            self.memory.clear_share(worker, workers);
         }
         part
     }

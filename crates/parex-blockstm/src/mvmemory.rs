@@ -10,7 +10,7 @@
 //! [`MvMemory::convert_writes_to_estimates`]; the next incarnation's `record` replaces them.
 //! After the scheduler is done, each worker's [`MvMemory::snapshot_shards`] resolves the final
 //! value of the keys in its share of the map's shards; once every share is resolved,
-//! [`MvMemory::clear_shards`] empties the worker's shards and its share of the
+//! [`MvMemory::clear_share`] empties the worker's shards and its share of the
 //! per-transaction records, so that the next reset has almost nothing left to do.
 //!
 //! # Contention markers
@@ -208,7 +208,7 @@ pub struct MvMemory<K, V, D> {
     written: Vec<AtomicU64>,
     /// The filter's bit count minus one (a power of two minus one).
     written_mask: u64,
-    /// How many per-transaction records the workers' [`MvMemory::clear_shards`] emptied since
+    /// How many per-transaction records the workers' [`MvMemory::clear_share`] emptied since
     /// the last reset: when it is every record, the reset skips them.
     records_cleared: AtomicUsize,
 }
@@ -300,10 +300,6 @@ impl<K: Eq, V, D> Shard<K, V, D> {
             entry.hash == hash && entry.key == *key
         })?;
         Some(*at as usize)
-    }
-
-    fn get(&self, hash: u64, key: &K) -> Option<&Versions<V, D>> {
-        Some(&self.entries[self.position(hash, key)?].versions)
     }
 
     /// Puts `entry` in the versions of `key` as the entry of `txn_idx`; a key the block has
@@ -439,10 +435,6 @@ where
         self.hasher.hash_one(key)
     }
 
-    fn shard(&self, hash: u64) -> &RwLock<Shard<K, V, D>> {
-        &self.shards[shard_of(hash)]
-    }
-
     /// The filter word and bit of a key's hash (I17).
     fn filter_bit(&self, hash: u64) -> (&AtomicU64, u64) {
         // The high half of the hash: the shards' indexes place keys by the low bits.
@@ -465,13 +457,33 @@ where
     }
 
     /// Resolves `key` below `txn_idx`; `VALUES` as in [`resolve_entries`].
-    fn resolve<const VALUES: bool>(&self, key: &K, txn_idx: TxnIndex) -> Resolved<V, D> {
+    /// Runs `f` on `key`'s entry and where it lives, under its shard's read lock; `None` when
+    /// no incarnation of the block has written the key (I17: then without the map).
+    fn with_entry<R>(
+        &self,
+        key: &K,
+        f: impl FnOnce(Option<(Location, &KeyEntry<K, V, D>)>) -> R,
+    ) -> R {
         let hash = self.hash(key);
         if !self.maybe_written(hash) {
-            return resolve_entries::<V, D, VALUES>(None, txn_idx);
+            return f(None);
         }
-        let shard = self.shard(hash).read();
-        resolve_entries::<V, D, VALUES>(shard.get(hash, key), txn_idx)
+        let shard = shard_of(hash);
+        let entries = self.shards[shard].read();
+        let found = entries.position(hash, key).map(|position| {
+            let location = Location {
+                shard: shard as u32,
+                position: position as u32,
+            };
+            (location, &entries.entries[position])
+        });
+        f(found)
+    }
+
+    fn resolve<const VALUES: bool>(&self, key: &K, txn_idx: TxnIndex) -> Resolved<V, D> {
+        self.with_entry(key, |found| {
+            resolve_entries::<V, D, VALUES>(found.map(|(_, entry)| &entry.versions), txn_idx)
+        })
     }
 
     /// Reads `key` as transaction `txn_idx` sees it, falling back to pre-block state.
@@ -487,27 +499,17 @@ where
     where
         T: BlockTask<Key = K, Value = V, Delta = D>,
     {
-        let hash = self.hash(key);
-        let resolved = if self.maybe_written(hash) {
-            let shard = self.shard(hash).read();
-            match shard.position(hash, key) {
-                Some(at) => {
-                    let entry = &shard.entries[at];
-                    let resolved = resolve_entries::<V, D, true>(Some(&entry.versions), txn_idx);
-                    if let Resolved::Found { writer, .. } = resolved {
-                        // I18: a lower transaction only, like an estimate (I10).
-                        let reader = entry.contention.pending_reader(txn_idx, writer, pending);
-                        if let Some(reader) = reader {
-                            return Err(MvReadError::PendingReader(reader));
-                        }
-                    }
-                    resolved
+        let resolved = self.with_entry(key, |found| {
+            let resolved =
+                resolve_entries::<V, D, true>(found.map(|(_, entry)| &entry.versions), txn_idx);
+            if let (Some((_, entry)), Resolved::Found { writer, .. }) = (found, &resolved) {
+                // I18: a lower transaction only, like an estimate (I10).
+                if let Some(reader) = entry.contention.pending_reader(txn_idx, *writer, pending) {
+                    return Err(MvReadError::PendingReader(reader));
                 }
-                None => resolve_entries::<V, D, true>(None, txn_idx),
             }
-        } else {
-            resolve_entries::<V, D, true>(None, txn_idx)
-        };
+            Ok(resolved)
+        })?;
         materialize(task, key, resolved).map_err(MvReadError::Read)
     }
 
@@ -596,28 +598,20 @@ where
         let Some((key, _)) = stale else {
             return true;
         };
-        let hash = self.hash(key);
-        let shard = shard_of(hash);
-        let entries = self.shards[shard].read();
-        if let Some(position) = entries.position(hash, key) {
-            let location = Location {
-                shard: shard as u32,
-                position: position as u32,
-            };
+        self.with_entry(key, |found| {
             // Read, then written: the pattern a marker can order (a key only read, an
             // oracle, never is: its readers would wait on each other for nothing).
-            if last.written.iter().any(|(at, _)| *at == location) {
-                entries.entries[position]
-                    .contention
-                    .contended
-                    .store(true, Relaxed);
+            if let Some((location, entry)) = found {
+                if last.written.iter().any(|(at, _)| *at == location) {
+                    entry.contention.contended.store(true, Relaxed);
+                }
             }
-        }
+        });
         false
     }
 
     /// The keys written (full or delta) by the last incarnation of `txn_idx`. Only while the
-    /// block's entries are in the map: before [`MvMemory::clear_shards`].
+    /// block's entries are in the map: before [`MvMemory::clear_share`].
     pub fn written_keys(&self, txn_idx: TxnIndex) -> Vec<(K, bool)> {
         let last = self.txns[txn_idx as usize].lock();
         last.written
@@ -690,7 +684,7 @@ where
     /// contiguous share of the per-transaction records, keeping their allocations: the
     /// parallel share of the next block's [`MvMemory::reset`]. Only once no worker reads the
     /// memory any more (after the block's last snapshot).
-    pub fn clear_shards(&self, worker: usize, workers: usize) {
+    pub fn clear_share(&self, worker: usize, workers: usize) {
         for index in self.shard_share(worker, workers) {
             self.shards[index].write().clear();
         }

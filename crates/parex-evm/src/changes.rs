@@ -30,8 +30,9 @@ use parex_state::{StateError, StateViewRef};
 type FinalEntry = (EvmKey, Option<EvmValue>);
 
 /// What an address weighs against one storage slot when the tail cuts its ranges: building
-/// an account's change costs about three slots' worth (measured on the ERC-20 block: 0.1 µs an
-/// address; 0.03 µs a slot of the token, merged from two parts and built into its tree).
+/// an account's change costs about three slots' worth (estimated from phase timers on the
+/// ERC-20 block: 0.1 µs an address; about 0.03 µs a slot of the token, merged from two parts
+/// and built into its tree).
 const ADDRESS_WEIGHT: usize = 3;
 
 /// Below this many final values every part is sorted on the calling thread: spawning costs

@@ -248,8 +248,8 @@ impl BlockResult {
     }
 
     /// Scheduler counters: executions, reexecutions, validations, validation_aborts,
-    /// blocked_reads, hinted_waits, contended_waits, fallback_reason, threads, sequential_rule (why the rule
-    /// ran the block sequentially, or None).
+    /// blocked_reads, hinted_waits, contended_waits, fallback_reason, threads, sequential_rule
+    /// (why the rule ran the block sequentially, or None).
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = &self.inner.stats;
