@@ -138,7 +138,7 @@ impl<T: BlockTask> ReadView for MvView<'_, T> {
         };
         match read {
             Ok((value, origin)) => {
-                self.reads.push((key.clone(), origin));
+                self.reads.push(key.clone(), origin);
                 Ok(value)
             }
             Err(error) => {
@@ -257,7 +257,7 @@ impl<T: BlockTask> Block<'_, T> {
         let mut task: Option<Task> = None;
         // One read-set buffer per worker, lent to each incarnation and handed back emptied by
         // `record`: no allocation per incarnation.
-        let mut scratch: ReadSet<T::Key> = Vec::with_capacity(32);
+        let mut scratch: ReadSet<T::Key> = ReadSet::with_capacity(32);
         let mut idle_spins = 0u32;
         // Lost if a task panics: the block then fails, and the sequential re-run's stats stand.
         let mut counts = Counts::default();
