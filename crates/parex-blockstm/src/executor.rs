@@ -308,6 +308,10 @@ impl<T: BlockTask> Block<'_, T> {
                 }
             }
         }
+        // The lines this incarnation's end writes, which lie cold in slots a block apart:
+        // fetched while it runs rather than waited for under their locks.
+        crate::prefetch(&self.outputs[txn_idx as usize]);
+        self.memory.prefetch_record(txn_idx);
         loop {
             scratch.clear();
             let mut view = MvView {

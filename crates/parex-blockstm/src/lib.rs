@@ -123,6 +123,21 @@ pub struct Options {
 #[derive(Debug, Default)]
 pub(crate) struct CacheLine<T>(pub(crate) T);
 
+/// Asks the cache for `value`'s first line ahead of its use; a hint, nothing more.
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults and never reads into the program: any address will do,
+    // and this one is a live reference. SSE, which it needs, is part of every x86_64 target.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (value as *const T).cast::<i8>(),
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 impl<T> std::ops::Deref for CacheLine<T> {
     type Target = T;
     fn deref(&self) -> &T {

@@ -600,6 +600,13 @@ where
         materialize(task, key, resolved).map_err(MvReadError::Read)
     }
 
+    /// Asks the cache for the record of `txn_idx`, which [`MvMemory::record`] will write.
+    pub fn prefetch_record(&self, txn_idx: TxnIndex) {
+        if let Some(slot) = self.txns.get(txn_idx as usize) {
+            crate::prefetch(slot);
+        }
+    }
+
     /// Publishes an incarnation's writes and read set. Returns true when it wrote a key that
     /// the previous incarnation of the same transaction did not. The read set is moved out of
     /// `reads`, which keeps its capacity for the worker's next incarnation (a swap of the
