@@ -138,6 +138,24 @@ pub(crate) fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
+/// Asks the cache for the lines of `bytes` bytes from `address`, which need not be valid; a
+/// hint, nothing more.
+#[inline(always)]
+pub(crate) fn prefetch_range(address: usize, bytes: usize) {
+    for line in (address & !63..address.wrapping_add(bytes)).step_by(64) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults and never reads into the program, whatever the
+        // address. SSE, which it needs, is part of every x86_64 target.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line as *const i8,
+            )
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = line;
+    }
+}
+
 impl<T> std::ops::Deref for CacheLine<T> {
     type Target = T;
     fn deref(&self) -> &T {

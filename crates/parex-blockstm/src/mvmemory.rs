@@ -419,6 +419,12 @@ impl<K: Eq, V, D> Shard<K, V, D> {
                     versions: Versions(versions),
                     contention: Contention::default(),
                 });
+                // The shard's next new key goes right after this one, in lines this block has
+                // not touched yet: fetched now, they are warm when that insert comes (about a
+                // shard count of inserts later), where waiting for them then stalled the
+                // insert under the lock.
+                let next = entries.as_ptr().wrapping_add(entries.len()) as usize;
+                crate::prefetch_range(next, size_of::<KeyEntry<K, V, D>>());
                 at
             }
         }
