@@ -126,16 +126,7 @@ pub(crate) struct CacheLine<T>(pub(crate) T);
 /// Asks the cache for `value`'s first line ahead of its use; a hint, nothing more.
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and never reads into the program: any address will do,
-    // and this one is a live reference. SSE, which it needs, is part of every x86_64 target.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast::<i8>(),
-        )
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    prefetch_range(value as *const T as usize, 1);
 }
 
 /// Asks the cache for the lines of `bytes` bytes from `address`, which need not be valid; a
@@ -147,9 +138,7 @@ pub(crate) fn prefetch_range(address: usize, bytes: usize) {
         // SAFETY: a prefetch never faults and never reads into the program, whatever the
         // address. SSE, which it needs, is part of every x86_64 target.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line as *const i8,
-            )
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line as *const i8)
         };
         #[cfg(not(target_arch = "x86_64"))]
         let _ = line;
