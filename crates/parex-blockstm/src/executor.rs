@@ -176,6 +176,13 @@ type FinalValues<T> = Vec<(<T as BlockTask>::Key, Option<<T as BlockTask>::Value
 
 type TxnOutcome<T> = Result<<T as BlockTask>::Output, <T as BlockTask>::Error>;
 
+/// What one worker hands back: its part of the final state, and the outcomes of its contiguous
+/// share of the block (`None` once the block failed).
+struct WorkerShare<T: BlockTask> {
+    part: Option<FinalValues<T>>,
+    outcomes: Option<Vec<TxnOutcome<T>>>,
+}
+
 struct Block<'a, T: BlockTask> {
     task: &'a T,
     scheduler: Scheduler,
@@ -211,13 +218,9 @@ impl<T: BlockTask> Block<'_, T> {
 
     /// A worker's whole life: run tasks until the block is done, resolve its share of the
     /// final state, then (once every share is resolved) empty its share of the map for the
-    /// next block. Every worker reaches the barrier, whatever happened before it (I13).
-    fn work_and_finish(
-        &self,
-        worker: usize,
-        workers: usize,
-        barrier: &Barrier,
-    ) -> Option<FinalValues<T>> {
+    /// next block and take its share of the outcomes. Every worker reaches the barrier,
+    /// whatever happened before it (I13).
+    fn work_and_finish(&self, worker: usize, workers: usize, barrier: &Barrier) -> WorkerShare<T> {
         self.work();
         let part = if self.fatal.lock().is_none() {
             let end = self.outputs.len() as TxnIndex;
@@ -250,7 +253,38 @@ impl<T: BlockTask> Block<'_, T> {
         if !self.trace {
             self.memory.clear_share(worker, workers);
         }
-        part
+        let outcomes = part
+            .as_ref()
+            .and_then(|_| self.take_outcomes(worker, workers));
+        WorkerShare { part, outcomes }
+    }
+
+    /// The committed outcomes of the worker's contiguous share of the block, in block order,
+    /// once every worker is past the barrier (so no transaction runs any more). I14: each
+    /// transaction must be `Executed` with an outcome; the first that is not fails the block.
+    fn take_outcomes(&self, worker: usize, workers: usize) -> Option<Vec<TxnOutcome<T>>> {
+        let share = crate::contiguous_share(self.outputs.len(), worker, workers);
+        let mut outcomes = Vec::with_capacity(share.len());
+        for txn_idx in share {
+            let (_, status) = self.scheduler.status(txn_idx as TxnIndex);
+            let outcome = self.outputs[txn_idx].lock().take();
+            match (status, outcome) {
+                (Status::Executed, Some(outcome)) => outcomes.push(outcome),
+                (Status::Executed, None) => {
+                    self.fail(ExecutionError::Invariant(format!(
+                        "block finished without an outcome for transaction {txn_idx}"
+                    )));
+                    return None;
+                }
+                (status, _) => {
+                    self.fail(ExecutionError::Invariant(format!(
+                        "block finished with transaction {txn_idx} in status {status:?}"
+                    )));
+                    return None;
+                }
+            }
+        }
+        Some(outcomes)
     }
 
     fn work_loop(&self) {
@@ -435,54 +469,60 @@ pub fn execute_parallel_in<T: BlockTask>(
     };
     let workers = threads.get().min(num_txns.max(1));
     let barrier = Barrier::new(workers);
-    let mut parts = Vec::with_capacity(workers);
+    let mut shares = Vec::with_capacity(workers);
     std::thread::scope(|scope| {
         let block = &block;
         let barrier = &barrier;
         let handles: Vec<_> = (1..workers)
             .map(|worker| scope.spawn(move || block.work_and_finish(worker, workers, barrier)))
             .collect();
-        parts.push(block.work_and_finish(0, workers, barrier));
+        shares.push(block.work_and_finish(0, workers, barrier));
         for handle in handles {
             // Panics are caught inside the worker; a join error would be a panic in the
-            // barrier or the clearing, which cannot return a part anyway.
-            parts.push(handle.join().unwrap_or(None));
+            // barrier or the clearing, which cannot return a share anyway.
+            shares.push(handle.join().unwrap_or(WorkerShare {
+                part: None,
+                outcomes: None,
+            }));
         }
     });
     if let Some(error) = block.fatal.lock().take() {
         return Err(error);
     }
 
-    // I14: the post-block invariants, checked rather than assumed.
-    let mut results = Vec::with_capacity(num_txns);
-    for (txn_idx, slot) in block.outputs.into_iter().enumerate() {
-        let (_, status) = block.scheduler.status(txn_idx as TxnIndex);
-        if status != Status::Executed {
-            return Err(ExecutionError::Invariant(format!(
-                "block finished with transaction {txn_idx} in status {status:?}"
-            )));
-        }
-        match slot.0.into_inner() {
-            Some(outcome) => results.push(outcome),
-            None => {
-                return Err(ExecutionError::Invariant(format!(
-                    "block finished without an outcome for transaction {txn_idx}"
-                )))
-            }
-        }
-    }
+    // I14: the post-block invariants, checked rather than assumed (the outcomes by each
+    // worker for its share, in `take_outcomes`).
+    let mut results: Vec<TxnOutcome<T>> = Vec::new();
     let mut state = FinalState {
-        parts: Vec::with_capacity(parts.len()),
+        parts: Vec::with_capacity(shares.len()),
     };
-    for part in parts {
-        match part {
-            Some(part) => state.parts.push(part),
-            None => {
+    for share in shares {
+        match share {
+            WorkerShare {
+                part: Some(part),
+                outcomes: Some(outcomes),
+            } => {
+                state.parts.push(part);
+                // The first share's vector becomes the results: only the others are copied.
+                if results.is_empty() {
+                    results = outcomes;
+                    results.reserve(num_txns.saturating_sub(results.len()));
+                } else {
+                    results.extend(outcomes);
+                }
+            }
+            _ => {
                 return Err(ExecutionError::Invariant(
                     "a worker finished without its share of the final state".into(),
                 ))
             }
         }
+    }
+    if results.len() != num_txns {
+        return Err(ExecutionError::Invariant(format!(
+            "the workers returned {} outcomes for {num_txns} transactions",
+            results.len()
+        )));
     }
 
     let traces = options.trace.then(|| {

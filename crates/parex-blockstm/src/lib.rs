@@ -123,6 +123,17 @@ pub struct Options {
 #[derive(Debug, Default)]
 pub(crate) struct CacheLine<T>(pub(crate) T);
 
+/// The contiguous share of `len` per-transaction slots that `worker` of `workers` handles in
+/// the block's tail: the shares are disjoint, in worker order, and cover every slot.
+pub(crate) fn contiguous_share(
+    len: usize,
+    worker: usize,
+    workers: usize,
+) -> std::ops::Range<usize> {
+    let workers = workers.max(1);
+    len * worker / workers..len * (worker + 1) / workers
+}
+
 /// Asks the cache for `value`'s first line ahead of its use; a hint, nothing more.
 #[inline(always)]
 pub(crate) fn prefetch<T>(value: &T) {

@@ -788,9 +788,8 @@ where
         for index in self.shard_share(worker, workers) {
             self.shards[index].write().clear();
         }
-        // A contiguous share (worker < workers), walked in memory order.
-        let workers = workers.max(1);
-        let share = self.txns.len() * worker / workers..self.txns.len() * (worker + 1) / workers;
+        // A contiguous share, walked in memory order.
+        let share = crate::contiguous_share(self.txns.len(), worker, workers);
         for slot in &self.txns[share.clone()] {
             let mut last = slot.lock();
             last.written.clear();
