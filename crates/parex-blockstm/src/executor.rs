@@ -6,9 +6,10 @@
 //! `threads - 1` scoped workers and works on the calling thread too. Each worker loops:
 //! take a task, run it, and take the follow-up task the scheduler hands back. When the scheduler
 //! is done, each worker resolves the final value of the keys whose last writer lies in its
-//! share of the block, waits at a barrier until every share is resolved, and empties its share
+//! share of the block, waits at a barrier until every share is resolved, empties its share
 //! of the map's shards for the next block (a traced block keeps them until the next reset: its
-//! written keys are read from the map after the join): the tail of a block runs on every worker, not one.
+//! written keys are read from the map after the join), and takes the outcomes of its
+//! contiguous share of the transactions: the tail of a block runs on every worker, not one.
 //! The executor then checks the post-block invariants and returns.
 //!
 //! # Worker states
@@ -24,7 +25,7 @@
 //!    ▲  ▲                                      └── finish_execution ──► Validating / Idle
 //!    │  │        finish_validation (no abort)
 //!    │  └──────────────────────────── Validating ── finish_validation (abort) ──► Executing
-//!    └──── done / halt ───► Snapshot share ── barrier ──► Clear shards ──► Exit
+//!    └── done / halt ──► Snapshot share ── barrier ──► Clear shards ──► Take outcomes ──► Exit
 //! ```
 //!
 //! # Invariants
