@@ -480,7 +480,7 @@ pub fn execute_parallel_in<T: BlockTask>(
         shares.push(block.work_and_finish(0, workers, barrier));
         for handle in handles {
             // Panics are caught inside the worker; a join error would be a panic in the
-            // barrier or the clearing, which cannot return a share anyway.
+            // barrier, the clearing or the outcome share, which cannot return a share anyway.
             shares.push(handle.join().unwrap_or(WorkerShare {
                 part: None,
                 outcomes: None,
