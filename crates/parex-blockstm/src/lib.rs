@@ -134,9 +134,10 @@ pub(crate) fn contiguous_share(
     len * worker / workers..len * (worker + 1) / workers
 }
 
-/// Asks the cache for `value`'s first line ahead of its use; a hint, nothing more.
+/// Asks the cache for `value`'s first line ahead of its use; a hint, nothing more. Public for
+/// the adapters' block tails, which walk the final values in an order random in memory.
 #[inline(always)]
-pub(crate) fn prefetch<T>(value: &T) {
+pub fn prefetch<T>(value: &T) {
     prefetch_range(value as *const T as usize, 1);
 }
 

@@ -183,14 +183,6 @@ impl<K> ReadSet<K> {
         self.chains.clear();
     }
 
-    pub fn len(&self) -> usize {
-        self.reads.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.reads.is_empty()
-    }
-
     /// The keys read, in read order.
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.reads.iter().map(|(key, _)| key)
@@ -549,7 +541,6 @@ where
         word.load(SeqCst) & bit != 0
     }
 
-    /// Resolves `key` below `txn_idx`; `VALUES` as in [`resolve_entries`].
     /// Runs `f` on `key`'s entry and where it lives, under its shard's read lock; `None` when
     /// no incarnation of the block has written the key (I17: then without the map).
     fn with_entry<R>(
@@ -573,6 +564,7 @@ where
         f(found)
     }
 
+    /// Resolves `key` below `txn_idx`; `VALUES` as in [`resolve_entries`].
     fn resolve<const VALUES: bool>(&self, key: &K, txn_idx: TxnIndex) -> Resolved<V, D> {
         self.with_entry(key, |found| {
             resolve_entries::<V, D, VALUES>(found.map(|(_, entry)| &entry.versions), txn_idx)

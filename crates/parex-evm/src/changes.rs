@@ -20,7 +20,7 @@
 //! A small block (or a single part) takes the same steps on the calling thread, as one range.
 
 use crate::task::{AccountValue, CodeValue, EvmKey, EvmValue, SlotValue, STORAGE_STALE};
-use parex_blockstm::FinalState;
+use parex_blockstm::{prefetch, FinalState};
 use parex_primitives::{
     AccountChange, AccountInfo, Address, Bytes, StateChanges, KECCAK_EMPTY, U256,
 };
@@ -290,21 +290,6 @@ fn sorted_pieces(mut part: Vec<FinalEntry>) -> Vec<(Address, Pending)> {
 /// How many keys ahead the gather asks for the value it will take: the part is walked in
 /// address order, which is random in memory.
 const PREFETCH_AHEAD: usize = 8;
-
-/// Asks the cache for `value`'s line ahead of its use; a hint, nothing more.
-#[inline(always)]
-fn prefetch<T>(value: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults and never reads into the program: any address will do,
-    // and this one is a live reference. SSE, which it needs, is part of every x86_64 target.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-            (value as *const T).cast::<i8>(),
-        )
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
-}
 
 /// The parts' pieces in address order, the pieces of one address joined. Each part is sorted
 /// by address; the pieces are taken out of it.
