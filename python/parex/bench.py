@@ -8,12 +8,13 @@ For each workload and conflict level the block is built once. Then:
    preempted transaction does not become the critical path of a block without
    dependencies) gives the per-transaction times and the dependency-graph bound on the
    speedup (``ideal_speedup``);
-2. ``repeat`` untraced sequential runs time the reference (tracing costs time, so the traced
-   run is not timed);
-3. for each thread count, ``repeat`` parallel runs, each checked against the sequential
-   result with ``same_outcome`` *and* equal digests.
+2. ``repeat`` rounds, each one untraced sequential run (tracing costs time, so the traced run
+   is not timed) and then one parallel run at every thread count, each checked against the
+   sequential result with ``same_outcome`` *and* equal digests.
 
-Times are the engine's own clocks, with no Python in them, best of ``repeat``.
+Times are the engine's own clocks, with no Python in them, best of ``repeat``. The rounds
+interleave the runs, so that a slow spell of the machine (a shared host that throttles for a
+second at a time) falls on every configuration alike instead of on all of one's runs.
 ``sequential_ms``, ``parallel_ms`` and ``speedup`` measure *execution*: what Block-STM
 parallelises and what the ideal bound bounds. Decoding and signature recovery come before
 execution, are embarrassingly parallel and, for signed transfers, cost more than executing
@@ -27,13 +28,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+from ._core import BlockResult
 from .engine import Engine, fastest
 from .workloads import WORKLOADS, Workload
 
 DEFAULT_WORKLOADS = ("transfer", "erc20", "amm")
 DEFAULT_CONFLICTS = (0, 20, 50)
 DEFAULT_TXS = 10_000
-DEFAULT_REPEAT = 3
+DEFAULT_REPEAT = 5
 TRACE_RUNS = 3
 
 
@@ -87,7 +89,8 @@ def measure(
     repeat: int = DEFAULT_REPEAT,
     tick: Callable[[], None] = lambda: None,
 ) -> list[Row]:
-    """Rows for ``workload`` at each thread count; ``tick`` is called after every run."""
+    """Rows for ``workload`` at each thread count (once each, in the order given); ``tick`` is
+    called after every run."""
     if repeat < 1:
         raise ValueError(f"repeat: must be at least 1, got {repeat}")
     env, txs, state = workload.block_env, workload.transactions, workload.pre_state
@@ -96,26 +99,26 @@ def measure(
     traced = reference.execute_sequential(env, txs, state, trace=True, trace_runs=TRACE_RUNS)
     tick()
     digest = traced.digest()
+    # The benchmark measures Block-STM itself: no block takes the sequential rule.
+    engines = {n: Engine(threads=n, sequential_rule=False) for n in threads}
     sequential_runs = []
+    parallel_runs: dict[int, list[BlockResult]] = {n: [] for n in threads}
     for _ in range(repeat):
         sequential_runs.append(reference.execute_sequential(env, txs, state))
         tick()
+        for n, engine in engines.items():
+            parallel_runs[n].append(engine.execute(env, txs, state))
+            tick()
     sequential = fastest(sequential_runs)
     identical = all(
         r.same_outcome(traced) and r.digest() == digest for r in sequential_runs
     )
 
     rows = []
-    for n in threads:
-        # The benchmark measures Block-STM itself: no block takes the sequential rule.
-        engine = Engine(threads=n, sequential_rule=False)
-        runs = []
-        ok = identical
-        for _ in range(repeat):
-            result = engine.execute(env, txs, state)
-            ok = ok and result.same_outcome(traced) and result.digest() == digest
-            runs.append(result)
-            tick()
+    for n, runs in parallel_runs.items():
+        ok = identical and all(
+            r.same_outcome(traced) and r.digest() == digest for r in runs
+        )
         parallel = fastest(runs)
         seq_s = sequential.execution_ns / 1e9
         par_s = max(parallel.execution_ns, 1) / 1e9
@@ -151,7 +154,7 @@ def measure(
 
 def runs_per_workload(threads: Sequence[int], repeat: int) -> int:
     """How many times ``measure`` calls ``tick``."""
-    return 1 + repeat + len(threads) * repeat
+    return 1 + repeat + len(set(threads)) * repeat
 
 
 def run(
