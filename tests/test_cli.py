@@ -62,11 +62,12 @@ def test_version() -> None:
     proc = run("--version")
     assert proc.returncode == 0 and parex.__version__ in proc.stdout
 
+
 def test_bench_rounds_run_each_thread_count_once() -> None:
     from parex import bench, workloads
 
     block = workloads.erc20(txs=40, conflict=50, seed=3)
-    ticks = []
+    ticks: list[int] = []
     rows = bench.measure(block, [2, 1, 2], repeat=2, tick=lambda: ticks.append(1))
     assert [row.threads for row in rows] == [2, 1]
     assert all(row.identical for row in rows)
