@@ -497,7 +497,7 @@ pub fn execute_parallel_in<T: BlockTask>(
     let mut state = FinalState {
         parts: Vec::with_capacity(shares.len()),
     };
-    for share in shares {
+    for (at, share) in shares.into_iter().enumerate() {
         match share {
             WorkerShare {
                 part: Some(part),
@@ -505,7 +505,7 @@ pub fn execute_parallel_in<T: BlockTask>(
             } => {
                 state.parts.push(part);
                 // The first share's vector becomes the results: only the others are copied.
-                if results.is_empty() {
+                if at == 0 {
                     results = outcomes;
                     results.reserve(num_txns.saturating_sub(results.len()));
                 } else {

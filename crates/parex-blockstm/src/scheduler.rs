@@ -47,9 +47,10 @@
 //!   read after the claim. (The Block-STM paper's `fetch_add` also passes transactions that
 //!   are still running; each of those, finishing with a first write of a key as every first
 //!   incarnation does, then moved the index back below itself (I6), and every transaction
-//!   validated meanwhile was validated again: 2-7% of validations at two workers, and four
-//!   writes of shared counters per transaction.) Validations only come later than the
-//!   paper's, each against the memory of its time, so nothing it catches is missed.
+//!   validated meanwhile was validated again: 2-7% of validations at two workers, and up to
+//!   five more writes of shared counters for each transaction passed.) Validations only come
+//!   later than the paper's, each against the memory of its time, so nothing it catches is
+//!   missed.
 //!
 //! # Memory ordering
 //! The counters `execution_idx`, `validation_idx`, `decrease_cnt` and `num_active_tasks` and
@@ -342,7 +343,7 @@ impl Scheduler {
         if validation_idx < execution_idx {
             task = self.claim_validation().map(Task::Validation);
         }
-        if task.is_none() && self.execution_idx.load(SeqCst) < self.num_txns {
+        if task.is_none() && execution_idx < self.num_txns {
             task = self.claim_execution().map(Task::Execution);
         }
         if task.is_none() {
