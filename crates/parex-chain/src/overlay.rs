@@ -88,27 +88,23 @@ impl<S: StateViewRef + ?Sized> StateViewRef for Overlay<'_, S> {
 /// Folds `later` (changes made on top of `earlier`) into `earlier`.
 // C2: applying the merge once equals applying `earlier` then `later`.
 pub fn merge_changes(earlier: &mut StateChanges, later: StateChanges) {
-    for (address, change) in later {
-        match earlier.get_mut(&address) {
-            None => {
-                earlier.insert(address, change);
-            }
-            Some(first) => {
-                if change.info.is_none() || change.storage_cleared {
-                    *first = change;
-                    continue;
-                }
-                // A deletion earlier in the block cleared the pre-block storage for good.
-                let cleared = first.storage_cleared || first.info.is_none();
-                first.info = change.info;
-                if change.code.is_some() {
-                    first.code = change.code;
-                }
-                first.storage_cleared = cleared;
-                first.storage.extend(change.storage);
-            }
+    // One pass over both maps (they are sorted by address), not a search and a move per key.
+    earlier.merge(later, |first, change| {
+        if change.info.is_none() || change.storage_cleared {
+            *first = change;
+            return;
         }
-    }
+        // A deletion earlier in the block cleared the pre-block storage for good.
+        let cleared = first.storage_cleared || first.info.is_none();
+        first.info = change.info;
+        if change.code.is_some() {
+            first.code = change.code;
+        }
+        first.storage_cleared = cleared;
+        first
+            .storage
+            .merge(change.storage, |slot, later| *slot = later);
+    });
 }
 
 /// A balance increase on top of `view`, as EIP-4895 withdrawals and pre-Merge rewards apply
@@ -133,7 +129,7 @@ pub fn credit<S: StateViewRef + ?Sized>(
         }
         return Ok(());
     }
-    let entry = pending.entry(address).or_default();
+    let entry = pending.get_or_insert_default(address);
     entry.info = Some(info);
     Ok(())
 }

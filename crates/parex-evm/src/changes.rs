@@ -15,7 +15,8 @@
 //!    storage runs are disjoint and a two-way merge keeps slot order), and
 //!    [`account_change`] adds pre-block state where the block left a gap and drops storage a
 //!    reset made stale.
-//! 3. **Tree**: the ranges, in address order, are bulk-built into the change tree.
+//! 3. **Join**: the ranges, in address order, are appended into one vector, which becomes the
+//!    block's [`StateChanges`] as it is (a sorted map over that vector: no tree to build).
 //!
 //! A small block (or a single part) takes the same steps on the calling thread, as one range.
 
@@ -59,8 +60,8 @@ pub(crate) fn state_changes<S: StateViewRef>(
     let mut pieces = on_threads(final_state.parts, parallel, sorted_pieces)?;
     let ranges = address_ranges(&mut pieces, if parallel { parts } else { 1 });
     // The first range's vector has room for every range's changes: the others are appended
-    // to it, and the tree is bulk-built in that same allocation (in address order: the ranges
-    // are, and so is each range's run).
+    // to it, and it becomes the block's changes as it is (in address order: the ranges are,
+    // and so is each range's run).
     let room: usize = ranges.iter().flatten().map(|part| part.len()).sum();
     let ranges: Vec<_> = ranges
         .into_iter()
@@ -75,7 +76,8 @@ pub(crate) fn state_changes<S: StateViewRef>(
     for range in built {
         changes.extend(range?);
     }
-    Ok(changes.into_iter().collect())
+    // Already in address order: taken as it is, after one pass to check.
+    Ok(StateChanges::from_vec(changes))
 }
 
 /// The changes of the addresses in `parts` (pieces sorted by address), in address order;
@@ -385,7 +387,7 @@ fn account_change<S: StateViewRef>(
         None => (KECCAK_EMPTY, None),
     };
     debug_assert!(pending.storage.is_sorted_by_key(|(slot, _)| *slot));
-    // In slot order: the tree is bulk-built.
+    // In slot order, and collected in place: the map takes the vector as it is.
     let storage = pending
         .storage
         .into_iter()
@@ -422,7 +424,7 @@ mod tests {
         }
     }
 
-    /// The narrow order is the order of the change trees: addresses bytewise, slots
+    /// The narrow order is the order of the block's changes: addresses bytewise, slots
     /// numerically (a slot's high limb decides first), account before code before storage.
     #[test]
     fn places_sort_as_addresses_then_kinds_then_slots() {

@@ -1,5 +1,5 @@
+use crate::SortedMap;
 use alloy_primitives::{b256, Address, Bytes, B256, U256};
-use std::collections::BTreeMap;
 
 /// `keccak256("")`: the code hash of an account without code.
 pub const KECCAK_EMPTY: B256 =
@@ -44,7 +44,7 @@ pub struct AccountChange {
     /// True when the pre-block storage no longer applies (self-destruct, or a re-creation).
     pub storage_cleared: bool,
     /// Slots written by the block, with their final values (zero means deleted).
-    pub storage: BTreeMap<U256, U256>,
+    pub storage: SortedMap<U256, U256>,
 }
 
 impl AccountChange {
@@ -54,11 +54,11 @@ impl AccountChange {
             info: None,
             code: None,
             storage_cleared: true,
-            storage: BTreeMap::new(),
+            storage: SortedMap::new(),
         }
     }
 }
 
 /// The block's effect on state, keyed and ordered by address so that two executions can be
 /// compared bit for bit and applied deterministically.
-pub type StateChanges = BTreeMap<Address, AccountChange>;
+pub type StateChanges = SortedMap<Address, AccountChange>;

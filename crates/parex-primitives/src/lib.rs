@@ -8,6 +8,7 @@ mod block;
 mod changes;
 mod receipt;
 mod schedule;
+mod sorted_map;
 mod stats;
 #[cfg(feature = "proptest")]
 pub mod strategies;
@@ -17,6 +18,7 @@ pub use block::{BlockEnv, Fork, UnknownFork};
 pub use changes::{AccountChange, AccountInfo, StateChanges, KECCAK_EMPTY};
 pub use receipt::Receipt;
 pub use schedule::{Activation, ForkSchedule};
+pub use sorted_map::SortedMap;
 pub use stats::ExecStats;
 
 /// Position of a transaction inside its block.

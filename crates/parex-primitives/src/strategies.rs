@@ -55,4 +55,5 @@ pub fn state_changes(shape: ChangesShape) -> impl Strategy<Value = StateChanges>
         change,
         0..=shape.accounts,
     )
+    .prop_map(|accounts| accounts.into_iter().collect())
 }

@@ -9,7 +9,6 @@ use parex_primitives::{
 use parex_state::{InMemoryState, StateViewRef};
 use parex_store::{BlockCommit, Store};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
 
 fn commit(store: &Store, number: u64, changes: &StateChanges, tx_hashes: &[B256]) {
     store
@@ -153,19 +152,19 @@ fn blocks_commit_in_order_only() {
             hash: B256::ZERO,
             record: b"",
             tx_hashes: &[],
-            changes: &BTreeMap::new(),
+            changes: &StateChanges::new(),
             meta: &[],
         })
         .unwrap_err();
     assert!(err.to_string().contains("expected block 0"), "{err}");
-    commit(&store, 0, &BTreeMap::new(), &[]);
+    commit(&store, 0, &StateChanges::new(), &[]);
     let err = store
         .commit_block(&BlockCommit {
             number: 1,
             hash: B256::ZERO,
             record: b"",
             tx_hashes: &[B256::repeat_byte(9)],
-            changes: &BTreeMap::new(),
+            changes: &StateChanges::new(),
             meta: &[("head", b"x")],
         })
         .unwrap_err();
