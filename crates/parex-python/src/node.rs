@@ -30,13 +30,15 @@ fn caught<T>(what: &str, f: impl FnOnce() -> T) -> PyResult<T> {
 
 /// Every account of `state` as changes over an empty state: how a genesis is committed.
 fn genesis_changes(state: &InMemoryState) -> Result<StateChanges, parex_state::StateError> {
-    let mut changes = StateChanges::new();
+    // Gathered, then made a map once: inserting one by one moves the later entries each time
+    // (the accounts come in address order, but the map does not rely on it).
+    let mut changes = Vec::new();
     for (address, info, storage) in state.accounts() {
         let code = match state.code_by_hash(&info.code_hash)? {
             Some(code) if !code.is_empty() => Some(code),
             _ => None,
         };
-        changes.insert(
+        changes.push((
             address,
             AccountChange {
                 info: Some(info),
@@ -44,9 +46,9 @@ fn genesis_changes(state: &InMemoryState) -> Result<StateChanges, parex_state::S
                 storage_cleared: false,
                 storage: storage.into_iter().collect(),
             },
-        );
+        ));
     }
-    Ok(changes)
+    Ok(StateChanges::from_vec(changes))
 }
 
 /// The node's embedded database (redb): blocks, receipts, the transaction index and the
