@@ -43,13 +43,6 @@ impl<K, V> SortedMap<K, V> {
         }
     }
 
-    /// An empty map with room for `capacity` entries.
-    pub fn with_capacity(capacity: usize) -> Self {
-        SortedMap {
-            entries: Vec::with_capacity(capacity),
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -63,37 +56,13 @@ impl<K, V> SortedMap<K, V> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
-    /// The entries in key order, values mutable.
-    pub fn iter_mut(
-        &mut self,
-    ) -> impl DoubleEndedIterator<Item = (&K, &mut V)> + ExactSizeIterator {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
-    }
-
-    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator {
-        self.entries.iter().map(|(k, _)| k)
-    }
-
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
         self.entries.iter().map(|(_, v)| v)
-    }
-
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
-        self.entries.iter_mut().map(|(_, v)| v)
     }
 
     /// The entries as a slice, in key order.
     pub fn as_slice(&self) -> &[(K, V)] {
         &self.entries
-    }
-
-    /// The entries as a vector, in key order.
-    pub fn into_vec(self) -> Vec<(K, V)> {
-        self.entries
-    }
-
-    pub fn clear(&mut self) {
-        self.entries.clear();
     }
 
     /// Keeps the entries for which `keep` is true.
@@ -271,28 +240,12 @@ impl<'a, K, V> IntoIterator for &'a SortedMap<K, V> {
     }
 }
 
-impl<'a, K, V> IntoIterator for &'a mut SortedMap<K, V> {
-    type Item = (&'a K, &'a mut V);
-    type IntoIter =
-        std::iter::Map<std::slice::IterMut<'a, (K, V)>, fn(&'a mut (K, V)) -> (&'a K, &'a mut V)>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
-    }
-}
-
 impl<K: Ord + Borrow<Q>, Q: Ord + ?Sized, V> std::ops::Index<&Q> for SortedMap<K, V> {
     type Output = V;
 
     /// Panics when `key` is missing, as `BTreeMap`'s index does.
     fn index(&self, key: &Q) -> &V {
         self.get(key).expect("no entry found for key")
-    }
-}
-
-impl<K: Ord, V, const N: usize> From<[(K, V); N]> for SortedMap<K, V> {
-    fn from(entries: [(K, V); N]) -> Self {
-        entries.into_iter().collect()
     }
 }
 
