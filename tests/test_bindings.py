@@ -117,7 +117,8 @@ def test_result_fields() -> None:
     assert result.ideal_speedup is not None and result.ideal_speedup >= 1.0
     assert set(result.stats) >= {
         "executions", "reexecutions", "validations", "validation_aborts",
-        "blocked_reads", "hinted_waits", "contended_waits", "fallback_reason", "threads",
+        "blocked_reads", "hinted_waits", "contended_waits", "ahead_runs", "ahead_failures",
+        "fallback_reason", "threads",
     }
     assert result.elapsed_ns > 0
     changes = {c.address: c for c in result.changes}

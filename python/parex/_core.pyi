@@ -69,6 +69,8 @@ class _Stats(TypedDict):
     blocked_reads: int
     hinted_waits: int
     contended_waits: int
+    ahead_runs: int
+    ahead_failures: int
     fallback_reason: str | None
     threads: int
     sequential_rule: str | None

@@ -193,6 +193,7 @@ struct Block<'a, T: BlockTask> {
     trace: bool,
     counts: Mutex<Counts>,
     fatal: Mutex<Option<ExecutionError>>,
+    no_ahead: bool,
 }
 
 impl<T: BlockTask> Block<'_, T> {
@@ -411,10 +412,19 @@ impl<T: BlockTask> Block<'_, T> {
                 self.nanos[txn_idx as usize].store(started.elapsed().as_nanos() as u64, Relaxed);
             }
             *self.outputs[txn_idx as usize].lock() = Some(outcome);
-            let wrote_new_location = self.memory.record(version, scratch, writes);
-            return self
-                .scheduler
-                .finish_execution(txn_idx, incarnation, wrote_new_location);
+            let recorded = self.memory.record(version, scratch, writes);
+            // I21: after a write of a contended key, the likely next reader of it.
+            let successor = if recorded.wrote_contended && !self.no_ahead {
+                self.task.successor_hint(txn_idx).filter(|s| *s > txn_idx)
+            } else {
+                None
+            };
+            return self.scheduler.finish_execution_then(
+                txn_idx,
+                incarnation,
+                recorded.wrote_new_location,
+                successor,
+            );
         }
     }
 
@@ -467,6 +477,7 @@ pub fn execute_parallel_in<T: BlockTask>(
         trace: options.trace,
         counts: Mutex::new(Counts::default()),
         fatal: Mutex::new(None),
+        no_ahead: std::env::var_os("PAREX_NO_AHEAD").is_some(),
     };
     let workers = threads.get().min(num_txns.max(1));
     let barrier = Barrier::new(workers);
@@ -560,6 +571,8 @@ pub fn execute_parallel_in<T: BlockTask>(
             blocked_reads: counts.blocked_reads,
             hinted_waits: counts.hinted_waits,
             contended_waits: counts.contended_waits,
+            ahead_runs: block.scheduler.ahead_runs() as u64,
+            ahead_failures: block.scheduler.ahead_failures() as u64,
             threads: workers as u32,
         },
         traces,

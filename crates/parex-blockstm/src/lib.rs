@@ -84,6 +84,10 @@ pub struct Stats {
     /// Reads of a contended key that stopped on a lower reader not yet executed: they waited
     /// for it in place, or suspended.
     pub contended_waits: u64,
+    /// Transactions claimed ahead of the execution index on a successor hint (I21).
+    pub ahead_runs: u64,
+    /// Run-ahead incarnations thrown away: aborted by validation or suspended (I21).
+    pub ahead_failures: u64,
     pub threads: u32,
 }
 

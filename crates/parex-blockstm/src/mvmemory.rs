@@ -86,6 +86,15 @@ use std::sync::atomic::{
     AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
 };
 
+/// What [`MvMemory::record`] found while publishing an incarnation's writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// A key the previous incarnation of the same transaction did not write (I6).
+    pub wrote_new_location: bool,
+    /// A key marked contended (I21's trigger).
+    pub wrote_contended: bool,
+}
+
 /// One transaction's entry for one key.
 #[derive(Debug, Clone)]
 enum Entry<V, D> {
@@ -605,8 +614,8 @@ where
         }
     }
 
-    /// Publishes an incarnation's writes and read set. Returns true when it wrote a key that
-    /// the previous incarnation of the same transaction did not. The read set is moved out of
+    /// Publishes an incarnation's writes and read set, and says whether it wrote a key that
+    /// the previous incarnation of the same transaction did not, and a contended key. The read set is moved out of
     /// `reads`, which keeps its capacity for the worker's next incarnation (a swap of the
     /// buffers instead was measured slower: the worker then writes its next read set into
     /// the record's cold buffer rather than its own hot one).
@@ -615,7 +624,7 @@ where
         version: Version,
         reads: &mut ReadSet<K>,
         write_set: WriteSet<K, V, D>,
-    ) -> bool {
+    ) -> Recorded {
         let Version {
             txn_idx,
             incarnation,
@@ -627,6 +636,7 @@ where
         } else {
             std::mem::take(&mut last.written)
         };
+        let mut wrote_contended = false;
         // I8, I9: new entries first.
         for (key, op) in write_set {
             let (entry, full) = match op {
@@ -636,7 +646,14 @@ where
             let hash = self.hash(&key);
             self.mark_written(hash); // I17: the bit before the entry.
             let shard = shard_of(hash);
-            let position = self.shards[shard].write().insert(hash, key, txn_idx, entry);
+            let mut guard = self.shards[shard].write();
+            let position = guard.insert(hash, key, txn_idx, entry);
+            // I21: a hint only; the entry's line is the one just written.
+            wrote_contended |= guard.entries[position as usize]
+                .contention
+                .contended
+                .load(Relaxed);
+            drop(guard);
             let location = Location {
                 shard: shard as u32,
                 position,
@@ -658,7 +675,10 @@ where
             current.iter().any(|at| !previous.contains(at))
         };
         last.read_set.take_from(reads);
-        wrote_new_location
+        Recorded {
+            wrote_new_location,
+            wrote_contended,
+        }
     }
 
     /// Replaces the writes of `txn_idx`'s last incarnation with estimates (I8).

@@ -62,7 +62,9 @@
 use crate::task::{Incarnation, TxnIndex, Version};
 use crate::CacheLine;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 
 /// Where a transaction is in its lifecycle; see the diagram in the module docs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,6 +74,22 @@ pub enum Status {
     Executing,
     Executed,
     Aborting,
+}
+
+/// Failed run-aheads a block tolerates before their share decides (I21).
+const AHEAD_FREE_FAILURES: u32 = 4;
+
+/// A run-ahead's source version in one word (0: none), for [`TxnSlot::ahead_source`].
+fn pack_source(source: Version) -> u64 {
+    (u64::from(source.txn_idx) + 1) << 32 | u64::from(source.incarnation)
+}
+
+fn unpack_source(packed: u64) -> Option<Version> {
+    let txn_idx = (packed >> 32).checked_sub(1)? as TxnIndex;
+    Some(Version {
+        txn_idx,
+        incarnation: packed as u32,
+    })
 }
 
 /// A unit of work for a worker.
@@ -101,6 +119,10 @@ pub struct Scheduler {
     decrease_cnt: Padded<AtomicUsize>,
     num_active_tasks: Padded<AtomicUsize>,
     done_marker: Padded<AtomicBool>,
+    /// Run-aheads (I21) so far, and how many of them were thrown away; touched only when a
+    /// worker runs ahead or a run-ahead fails.
+    ahead_runs: Padded<AtomicU32>,
+    ahead_failures: Padded<AtomicU32>,
     /// One cache line per transaction (see [`CacheLine`]).
     txns: Vec<CacheLine<TxnSlot>>,
 }
@@ -111,6 +133,10 @@ struct TxnSlot {
     status: Mutex<(Incarnation, Status)>,
     /// Transactions suspended until this one finishes executing.
     dependents: Mutex<Vec<TxnIndex>>,
+    /// When the running or last incarnation was claimed ahead of `execution_idx` (I21) and
+    /// has not been found wrong yet: the transaction whose write it followed and that
+    /// transaction's incarnation then, packed by [`pack_source`]; 0 otherwise.
+    ahead_source: AtomicU64,
 }
 
 impl Scheduler {
@@ -122,6 +148,8 @@ impl Scheduler {
             decrease_cnt: Padded(AtomicUsize::new(0)),
             num_active_tasks: Padded(AtomicUsize::new(0)),
             done_marker: Padded(AtomicBool::new(num_txns == 0)),
+            ahead_runs: Padded(AtomicU32::new(0)),
+            ahead_failures: Padded(AtomicU32::new(0)),
             txns: (0..num_txns).map(|_| CacheLine::default()).collect(),
         }
     }
@@ -249,6 +277,7 @@ impl Scheduler {
             self.txns[txn_idx as usize].status.lock().1 = Status::Aborting;
             dependents.push(txn_idx);
         }
+        self.note_ahead_failure(txn_idx);
         self.num_active_tasks.fetch_sub(1, SeqCst);
         true
     }
@@ -278,6 +307,18 @@ impl Scheduler {
         incarnation: Incarnation,
         wrote_new_location: bool,
     ) -> Option<Task> {
+        self.finish_execution_then(txn_idx, incarnation, wrote_new_location, None)
+    }
+
+    /// [`Scheduler::finish_execution`], then the execution of `successor` when it is ready and
+    /// run-aheads have mostly been right in this block (I21).
+    pub fn finish_execution_then(
+        &self,
+        txn_idx: TxnIndex,
+        incarnation: Incarnation,
+        wrote_new_location: bool,
+        successor: Option<TxnIndex>,
+    ) -> Option<Task> {
         {
             let mut status = self.txns[txn_idx as usize].status.lock();
             // I1: Executing -> Executed.
@@ -299,7 +340,58 @@ impl Scheduler {
                 }));
             }
         }
+        let source = Version {
+            txn_idx,
+            incarnation,
+        };
+        if let Some(version) = successor.and_then(|successor| self.try_run_ahead(source, successor))
+        {
+            // The active-task count carries over to the run-ahead.
+            return Some(Task::Execution(version));
+        }
         self.next_task_held()
+    }
+
+    /// I21: claims `successor` for execution ahead of `execution_idx`, if it is ready and
+    /// fewer than a quarter of this block's run-aheads (after the first four) were wrong.
+    fn try_run_ahead(&self, source: Version, successor: TxnIndex) -> Option<Version> {
+        let failures = self.ahead_failures.load(Relaxed);
+        if failures >= AHEAD_FREE_FAILURES && failures * 4 > self.ahead_runs.load(Relaxed) {
+            return None;
+        }
+        let version = self.try_incarnate(successor as usize)?;
+        self.txns[successor as usize]
+            .ahead_source
+            .store(pack_source(source), Relaxed);
+        self.ahead_runs.fetch_add(1, Relaxed);
+        Some(version)
+    }
+
+    /// Counts a run-ahead incarnation of `txn_idx` that was thrown away (I21), unless the
+    /// transaction it followed has run again since: then running in index order would have
+    /// read the same discarded write, and the hint was not what failed.
+    fn note_ahead_failure(&self, txn_idx: TxnIndex) {
+        let slot = &self.txns[txn_idx as usize];
+        if slot.ahead_source.load(Relaxed) == 0 {
+            return;
+        }
+        let Some(source) = unpack_source(slot.ahead_source.swap(0, Relaxed)) else {
+            return;
+        };
+        let (incarnation, status) = self.status(source.txn_idx);
+        if incarnation == source.incarnation && status == Status::Executed {
+            self.ahead_failures.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Run-aheads claimed in this block so far (I21).
+    pub fn ahead_runs(&self) -> u32 {
+        self.ahead_runs.load(Relaxed)
+    }
+
+    /// Run-aheads thrown away in this block so far (I21).
+    pub fn ahead_failures(&self) -> u32 {
+        self.ahead_failures.load(Relaxed)
     }
 
     /// Aborts `incarnation` of `txn_idx` after a failed validation. Only the first of several
@@ -309,6 +401,8 @@ impl Scheduler {
         // I1, I3: Executed -> Aborting, only for the incarnation that was validated.
         if *status == (incarnation, Status::Executed) {
             status.1 = Status::Aborting;
+            drop(status);
+            self.note_ahead_failure(txn_idx);
             true
         } else {
             false

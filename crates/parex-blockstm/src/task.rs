@@ -121,6 +121,15 @@ pub trait BlockTask: Sync {
         None
     }
 
+    /// A higher transaction likely to read what this one writes (an EVM adapter names the next
+    /// call to the same contract). After an incarnation writes a contended key, its worker runs
+    /// the hinted transaction next, ahead of the execution index, so that a chain of
+    /// transactions on one hot key runs back to back on one worker (I21). Scheduling alone
+    /// uses it: a wrong hint costs time, never correctness.
+    fn successor_hint(&self, _txn_idx: TxnIndex) -> Option<TxnIndex> {
+        None
+    }
+
     /// Applies `delta` to `base`, the value lower transactions left (`None`: absent).
     fn apply_delta(key: &Self::Key, base: Option<&Self::Value>, delta: &Self::Delta)
         -> Self::Value;

@@ -309,6 +309,8 @@ pub fn execute_prepared<S: StateViewRef>(
         blocked_reads: stats.blocked_reads,
         hinted_waits: stats.hinted_waits,
         contended_waits: stats.contended_waits,
+        ahead_runs: stats.ahead_runs,
+        ahead_failures: stats.ahead_failures,
         validations: stats.validations,
         fallback_reason,
         threads: if fallback { 1 } else { stats.threads },

@@ -20,6 +20,7 @@ use revm::interpreter::interpreter_action::FrameInit;
 use revm::interpreter::{CreateInputs, FrameInput};
 use revm::primitives::constants::CALL_STACK_LIMIT;
 use revm::primitives::hardfork::SpecId;
+use revm::primitives::TxKind;
 use revm::state::{AccountInfo, Bytecode, EvmState};
 use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
@@ -163,6 +164,9 @@ impl CodeCache {
         }
     }
 }
+
+/// How far ahead [`EvmTask`]'s successor hint looks for the next call to the same contract.
+pub const SUCCESSOR_WINDOW: usize = 32;
 
 /// One block for the Block-STM engine: revm over a [`ReadView`].
 pub struct EvmTask<'a, S: StateViewRef> {
@@ -408,6 +412,22 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
             .get(txn_idx as usize)
             .copied()
             .flatten()
+    }
+
+    /// The next call to the contract this transaction called, within [`SUCCESSOR_WINDOW`]
+    /// transactions: after a write of a contended key (a pair's reserves), the next swap on the
+    /// same pair most likely reads it. Looked up only when asked (a few times per hot key),
+    /// not built for every block.
+    fn successor_hint(&self, txn_idx: TxnIndex) -> Option<TxnIndex> {
+        let txs = &self.block.txs;
+        let TxKind::Call(target) = txs.get(txn_idx as usize)?.env.kind else {
+            return None;
+        };
+        let from = txn_idx as usize + 1;
+        let to = (from + SUCCESSOR_WINDOW).min(txs.len());
+        (from..to)
+            .find(|&i| txs[i].env.kind == TxKind::Call(target))
+            .map(|i| i as TxnIndex)
     }
 
     fn apply_delta(_key: &EvmKey, base: Option<&EvmValue>, delta: &U256) -> EvmValue {

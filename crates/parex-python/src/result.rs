@@ -248,7 +248,8 @@ impl BlockResult {
     }
 
     /// Scheduler counters: executions, reexecutions, validations, validation_aborts,
-    /// blocked_reads, hinted_waits, contended_waits, fallback_reason, threads, sequential_rule
+    /// blocked_reads, hinted_waits, contended_waits, ahead_runs, ahead_failures,
+    /// fallback_reason, threads, sequential_rule
     /// (why the rule ran the block sequentially, or None).
     #[getter]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
@@ -261,6 +262,8 @@ impl BlockResult {
         dict.set_item("blocked_reads", s.blocked_reads)?;
         dict.set_item("hinted_waits", s.hinted_waits)?;
         dict.set_item("contended_waits", s.contended_waits)?;
+        dict.set_item("ahead_runs", s.ahead_runs)?;
+        dict.set_item("ahead_failures", s.ahead_failures)?;
         dict.set_item("fallback_reason", s.fallback_reason.as_deref())?;
         dict.set_item("threads", s.threads)?;
         dict.set_item("sequential_rule", s.sequential_rule.as_deref())?;
