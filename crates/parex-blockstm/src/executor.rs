@@ -49,7 +49,7 @@
 //! under a mutex, when it leaves the work loop. The trace's per-transaction times are written
 //! under the same happens-before as the outputs (a mutex) and read after the join.
 
-use crate::mvmemory::{MvMemory, MvReadError, ReadSet};
+use crate::mvmemory::{MvMemory, MvReadError, ReadSet, HOT_CONFLICTS};
 use crate::scheduler::{Scheduler, Status, Task};
 use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version};
 use crate::{BlockOutput, CacheLine, ExecutionError, FinalState, Options, Stats, TxnTrace};
@@ -413,8 +413,8 @@ impl<T: BlockTask> Block<'_, T> {
             }
             *self.outputs[txn_idx as usize].lock() = Some(outcome);
             let recorded = self.memory.record(version, scratch, writes);
-            // I21: after a write of a contended key, the likely next reader of it.
-            let successor = if recorded.wrote_contended && !self.no_ahead {
+            // I21: after a write of a hot key, the likely next reader of it.
+            let successor = if recorded.wrote_hot && !self.no_ahead {
                 self.task.successor_hint(txn_idx).filter(|s| *s > txn_idx)
             } else {
                 None
@@ -465,6 +465,7 @@ pub fn execute_parallel_in<T: BlockTask>(
 ) -> Result<BlockOutput<T>, ExecutionError> {
     let num_txns = task.len();
     memory.reset(num_txns);
+    memory.hot_conflicts = options.hot_conflicts.unwrap_or(HOT_CONFLICTS);
     let memory = &*memory;
     let block = Block {
         task,

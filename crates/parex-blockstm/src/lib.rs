@@ -118,6 +118,9 @@ pub enum ExecutionError {
 pub struct Options {
     /// Record [`TxnTrace`]s.
     pub trace: bool,
+    /// Conflicts on a key that make it hot, so that a write of it sends its worker on to the
+    /// writer's successor hint (I21); `None`: [`mvmemory::HOT_CONFLICTS`]. Scheduling only.
+    pub hot_conflicts: Option<u32>,
 }
 
 /// One value per cache line: per-transaction slots that neighbouring workers write at the same

@@ -82,17 +82,21 @@ use crate::CacheLine;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
-use std::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
-};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+
+/// Conflicts on one key that make it hot: a chain of transactions long enough that running
+/// them back to back on one worker pays (I21). A few conflicts on a key (two swaps on one pool
+/// in a mainnet block) are left to the index order.
+pub const HOT_CONFLICTS: u32 = 16;
 
 /// What [`MvMemory::record`] found while publishing an incarnation's writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Recorded {
     /// A key the previous incarnation of the same transaction did not write (I6).
     pub wrote_new_location: bool,
-    /// A key marked contended (I21's trigger).
-    pub wrote_contended: bool,
+    /// A hot key: one with at least [`HOT_CONFLICTS`] conflicts in this block (I21's
+    /// trigger).
+    pub wrote_hot: bool,
 }
 
 /// One transaction's entry for one key.
@@ -299,6 +303,8 @@ pub struct MvMemory<K, V, D> {
     /// How many per-transaction records the workers' [`MvMemory::clear_share`] emptied since
     /// the last reset: when it is every record, the reset skips them.
     records_cleared: AtomicUsize,
+    /// Conflicts that make a key hot (I21), for this block.
+    pub(crate) hot_conflicts: u32,
 }
 
 /// One shard behind its lock, on cache lines of its own.
@@ -337,8 +343,9 @@ struct KeyEntry<K, V, D> {
 /// shard's read lock.
 #[derive(Default)]
 struct Contention {
-    /// Set once a transaction that read and wrote the key failed validation on it.
-    contended: AtomicBool,
+    /// Conflicts seen on the key: validations that failed on it after the same incarnation
+    /// wrote it, and reads that stopped on a pending reader. Nonzero once contended.
+    conflicts: AtomicU32,
     /// The last transaction that read the key while it was contended, plus one (0: none).
     reader: AtomicU32,
 }
@@ -353,13 +360,14 @@ impl Contention {
         writer: Option<TxnIndex>,
         pending: impl Fn(TxnIndex) -> bool,
     ) -> Option<TxnIndex> {
-        if !self.contended.load(Relaxed) {
+        if self.conflicts.load(Relaxed) == 0 {
             return None;
         }
         let marked = self.reader.load(Relaxed);
         if let Some(reader) = marked.checked_sub(1) {
             let read_past = writer.is_none_or(|writer| writer < reader);
             if reader < txn_idx && read_past && pending(reader) {
+                self.conflicts.fetch_add(1, Relaxed);
                 return Some(reader);
             }
         }
@@ -480,6 +488,7 @@ impl<K, V, D> Default for MvMemory<K, V, D> {
             written: Vec::new(),
             written_mask: 0,
             records_cleared: AtomicUsize::new(0),
+            hot_conflicts: HOT_CONFLICTS,
         }
     }
 }
@@ -636,7 +645,7 @@ where
         } else {
             std::mem::take(&mut last.written)
         };
-        let mut wrote_contended = false;
+        let mut wrote_hot = false;
         // I8, I9: new entries first.
         for (key, op) in write_set {
             let (entry, full) = match op {
@@ -649,10 +658,11 @@ where
             let mut guard = self.shards[shard].write();
             let position = guard.insert(hash, key, txn_idx, entry);
             // I21: a hint only; the entry's line is the one just written.
-            wrote_contended |= guard.entries[position as usize]
+            wrote_hot |= guard.entries[position as usize]
                 .contention
-                .contended
-                .load(Relaxed);
+                .conflicts
+                .load(Relaxed)
+                >= self.hot_conflicts;
             drop(guard);
             let location = Location {
                 shard: shard as u32,
@@ -677,7 +687,7 @@ where
         last.read_set.take_from(reads);
         Recorded {
             wrote_new_location,
-            wrote_contended,
+            wrote_hot,
         }
     }
 
@@ -715,7 +725,7 @@ where
             // oracle, never is: its readers would wait on each other for nothing).
             if let Some((location, entry)) = found {
                 if last.written.iter().any(|(at, _)| *at == location) {
-                    entry.contention.contended.store(true, Relaxed);
+                    entry.contention.conflicts.fetch_add(1, Relaxed);
                 }
             }
         });

@@ -549,6 +549,74 @@ mod tests {
     }
 
     #[test]
+    fn successor_runs_ahead_and_the_index_skips_it() {
+        let s = Scheduler::new(4);
+        let version = |txn_idx| Version {
+            txn_idx,
+            incarnation: 0,
+        };
+        assert_eq!(next_execution(&s), version(0));
+        // I21: transaction 2 runs next, ahead of the execution index (at 1).
+        assert_eq!(
+            s.finish_execution_then(0, 0, true, Some(2)),
+            Some(Task::Execution(version(2)))
+        );
+        assert_eq!(s.ahead_runs(), 1);
+        // Validation still goes in index order, and waits for nothing that ran ahead.
+        assert_eq!(
+            s.finish_execution(2, 0, true),
+            Some(Task::Validation(version(0)))
+        );
+        assert_eq!(
+            s.finish_validation(0, false),
+            Some(Task::Execution(version(1)))
+        );
+        assert_eq!(
+            s.finish_execution(1, 0, true),
+            Some(Task::Validation(version(1)))
+        );
+        // The execution index passes 2 without running it again (I2).
+        assert_eq!(s.finish_validation(1, false), None);
+        assert_eq!(s.next_task(), Some(Task::Validation(version(2))));
+        assert_eq!(
+            s.finish_validation(2, false),
+            Some(Task::Execution(version(3)))
+        );
+        assert_eq!(
+            s.finish_execution(3, 0, true),
+            Some(Task::Validation(version(3)))
+        );
+        assert_eq!(s.finish_validation(3, false), None);
+        assert_eq!(s.next_task(), None);
+        assert!(s.done());
+        assert_eq!(s.ahead_failures(), 0);
+    }
+
+    #[test]
+    fn a_run_ahead_counts_as_failed_only_when_its_source_stood() {
+        let s = Scheduler::new(4);
+        assert_eq!(next_execution(&s).txn_idx, 0);
+        let Some(Task::Execution(ahead)) = s.finish_execution_then(0, 0, true, Some(2)) else {
+            panic!("expected the run-ahead")
+        };
+        s.finish_execution(ahead.txn_idx, ahead.incarnation, true);
+        // 2 fails validation while 0 stands: the hint was wrong.
+        assert!(s.try_validation_abort(2, 0));
+        assert_eq!(s.ahead_failures(), 1);
+
+        let s = Scheduler::new(4);
+        assert_eq!(next_execution(&s).txn_idx, 0);
+        let Some(Task::Execution(ahead)) = s.finish_execution_then(0, 0, true, Some(2)) else {
+            panic!("expected the run-ahead")
+        };
+        s.finish_execution(ahead.txn_idx, ahead.incarnation, true);
+        // 0 itself is aborted first: 2 read a write that index order would have read too.
+        assert!(s.try_validation_abort(0, 0));
+        assert!(s.try_validation_abort(2, 0));
+        assert_eq!(s.ahead_failures(), 0);
+    }
+
+    #[test]
     fn dependency_on_executed_blocker_is_refused() {
         let s = Scheduler::new(2);
         let v0 = next_execution(&s);

@@ -42,6 +42,8 @@ struct MockBlock {
     armed: std::sync::atomic::AtomicBool,
     /// Dependency hints, right or wrong: they may change timing, never results.
     hints: Vec<Option<TxnIndex>>,
+    /// Successor hints, right or wrong: the same.
+    successors: Vec<Option<TxnIndex>>,
 }
 
 impl MockBlock {
@@ -51,6 +53,7 @@ impl MockBlock {
             panic_at: None,
             armed: false.into(),
             hints: Vec::new(),
+            successors: Vec::new(),
         }
     }
 }
@@ -150,6 +153,10 @@ impl BlockTask for MockBlock {
     fn dependency_hint(&self, txn_idx: TxnIndex) -> Option<TxnIndex> {
         self.hints.get(txn_idx as usize).copied().flatten()
     }
+
+    fn successor_hint(&self, txn_idx: TxnIndex) -> Option<TxnIndex> {
+        self.successors.get(txn_idx as usize).copied().flatten()
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -171,20 +178,29 @@ fn block() -> impl Strategy<Value = Vec<Vec<Op>>> {
 /// The sequential run stops at the first invalid transaction; the parallel run must agree on
 /// everything up to and including it.
 fn assert_same(txns: &[Vec<Op>], threads: usize) -> Stats {
-    assert_same_hinted(txns, &[], threads)
+    assert_same_hinted(txns, &Hints::default(), threads)
+}
+
+/// Hints for a mock block, and how readily it runs ahead on its successor hints.
+#[derive(Default)]
+struct Hints {
+    dependencies: Vec<Option<TxnIndex>>,
+    successors: Vec<Option<TxnIndex>>,
+    hot_conflicts: Option<u32>,
 }
 
 /// Returns the parallel run's statistics.
-fn assert_same_hinted(txns: &[Vec<Op>], hints: &[Option<TxnIndex>], threads: usize) -> Stats {
+fn assert_same_hinted(txns: &[Vec<Op>], hints: &Hints, threads: usize) -> Stats {
     let mut block = MockBlock::new(txns.to_vec());
-    block.hints = hints.to_vec();
-    let sequential = execute_sequential(&block, Options { trace: true }).expect("sequential");
-    let parallel = execute_parallel(
-        &block,
-        NonZeroUsize::new(threads).unwrap(),
-        Options { trace: true },
-    )
-    .expect("parallel");
+    block.hints = hints.dependencies.clone();
+    block.successors = hints.successors.clone();
+    let options = Options {
+        trace: true,
+        hot_conflicts: hints.hot_conflicts,
+    };
+    let sequential = execute_sequential(&block, options).expect("sequential");
+    let parallel =
+        execute_parallel(&block, NonZeroUsize::new(threads).unwrap(), options).expect("parallel");
     let first_invalid = sequential.results.iter().position(|r| r.is_err());
     match first_invalid {
         Some(idx) => {
@@ -234,9 +250,29 @@ proptest! {
     /// scheduling.
     #[test]
     fn hints_never_change_results(txns in block(), seeds in prop::collection::vec(any::<u32>(), 48)) {
-        let hints: Vec<Option<TxnIndex>> = (0..txns.len())
+        let dependencies: Vec<Option<TxnIndex>> = (0..txns.len())
             .map(|i| (i > 0 && seeds[i] % 3 != 0).then(|| seeds[i] % i as u32))
             .collect();
+        let hints = Hints { dependencies, ..Hints::default() };
+        for threads in [2, 4, 8] {
+            assert_same_hinted(&txns, &hints, threads);
+        }
+    }
+
+    /// Random successor hints (any higher transaction, or none; often wrong), followed after
+    /// every write (no key needs to be hot), change only scheduling: transactions run ahead of
+    /// the execution index, out of order, and are validated like any other (I21).
+    #[test]
+    fn successor_hints_never_change_results(
+        txns in block(),
+        seeds in prop::collection::vec(any::<u32>(), 48),
+    ) {
+        let n = txns.len() as u32;
+        let successors: Vec<Option<TxnIndex>> = (0..n)
+            .map(|i| (i + 1 < n && seeds[i as usize] % 4 != 0)
+                .then(|| i + 1 + seeds[i as usize] % (n - i - 1)))
+            .collect();
+        let hints = Hints { successors, hot_conflicts: Some(0), ..Hints::default() };
         for threads in [2, 4, 8] {
             assert_same_hinted(&txns, &hints, threads);
         }
@@ -429,6 +465,7 @@ fn reused_memory_carries_nothing_between_blocks() {
                 NonZeroUsize::new(1 + (round + i) % 3).unwrap(),
                 Options {
                     trace: (round + i) % 2 == 1,
+                    ..Options::default()
                 },
             )
             .unwrap();
@@ -450,4 +487,39 @@ fn reused_memory_carries_nothing_between_blocks() {
             );
         }
     }
+}
+
+/// Two thirds of the block are a chain on one hot counter, the rest independent work in
+/// between, and each chain transaction names the next one as its successor. Once the counter
+/// is hot, the worker that writes it runs the next chain transaction ahead of the execution
+/// index (I21): the run-aheads must happen, and change nothing.
+#[test]
+fn a_hot_chain_runs_ahead_on_its_successor_hints() {
+    let hot = |i: u32| i % 3 != 0;
+    let txns: Vec<Vec<Op>> = (0..450)
+        .map(|i| {
+            if hot(i) {
+                vec![Op::Read(1), Op::Spin(1500), Op::Write(1)]
+            } else {
+                vec![Op::Spin(1500), Op::Delta(2, 1)]
+            }
+        })
+        .collect();
+    let successors = (0..450)
+        .map(|i| hot(i).then(|| (i + 1..450).find(|&j| hot(j))).flatten())
+        .collect();
+    let hints = Hints {
+        successors,
+        ..Hints::default()
+    };
+    let mut ahead_runs = 0;
+    for _ in 0..10 {
+        for threads in [2, 4] {
+            ahead_runs += assert_same_hinted(&txns, &hints, threads).ahead_runs;
+        }
+    }
+    assert!(
+        ahead_runs > 0,
+        "no transaction ran ahead on its successor hint"
+    );
 }
