@@ -50,7 +50,7 @@
 //! under the same happens-before as the outputs (a mutex) and read after the join.
 
 use crate::mvmemory::{MvMemory, MvReadError, ReadSet, HOT_CONFLICTS};
-use crate::scheduler::{Scheduler, Status, Task};
+use crate::scheduler::{RunAhead, Scheduler, Status, Task};
 use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version};
 use crate::{BlockOutput, CacheLine, ExecutionError, FinalState, Options, Stats, TxnTrace};
 use parking_lot::Mutex;
@@ -295,14 +295,16 @@ impl<T: BlockTask> Block<'_, T> {
         // `record`: no allocation per incarnation.
         let mut scratch: ReadSet<T::Key> = ReadSet::with_capacity(32);
         let mut idle_spins = 0u32;
+        // A run-ahead (I21) the worker holds while it runs the validations that come first.
+        let mut ahead: Option<RunAhead> = None;
         // Lost if a task panics: the block then fails, and the sequential re-run's stats stand.
         let mut counts = Counts::default();
         while !self.scheduler.done() {
             task = match task {
                 Some(Task::Execution(version)) => {
-                    self.try_execute(version, &mut scratch, &mut counts)
+                    self.try_execute(version, &mut scratch, &mut counts, &mut ahead)
                 }
-                Some(Task::Validation(version)) => self.validate(version, &mut counts),
+                Some(Task::Validation(version)) => self.validate(version, &mut counts, ahead),
                 None => {
                     let next = self.scheduler.next_task();
                     if next.is_none() {
@@ -319,6 +321,10 @@ impl<T: BlockTask> Block<'_, T> {
                     next
                 }
             };
+            if !matches!(task, Some(Task::Validation(_))) {
+                // Taken, tried, or given up for another execution.
+                ahead = None;
+            }
         }
         self.counts.lock().add(&counts);
     }
@@ -328,6 +334,7 @@ impl<T: BlockTask> Block<'_, T> {
         version: Version,
         scratch: &mut ReadSet<T::Key>,
         counts: &mut Counts,
+        ahead: &mut Option<RunAhead>,
     ) -> Option<Task> {
         let Version {
             txn_idx,
@@ -414,8 +421,14 @@ impl<T: BlockTask> Block<'_, T> {
             *self.outputs[txn_idx as usize].lock() = Some(outcome);
             let recorded = self.memory.record(version, scratch, writes);
             // I21: after a write of a hot key, the likely next reader of it.
-            let successor = if recorded.wrote_hot && !self.no_ahead {
-                self.task.successor_hint(txn_idx).filter(|s| *s > txn_idx)
+            *ahead = if recorded.wrote_hot && !self.no_ahead {
+                self.task
+                    .successor_hint(txn_idx)
+                    .filter(|successor| *successor > txn_idx)
+                    .map(|successor| RunAhead {
+                        source: version,
+                        successor,
+                    })
             } else {
                 None
             };
@@ -423,12 +436,17 @@ impl<T: BlockTask> Block<'_, T> {
                 txn_idx,
                 incarnation,
                 recorded.wrote_new_location,
-                successor,
+                *ahead,
             );
         }
     }
 
-    fn validate(&self, version: Version, counts: &mut Counts) -> Option<Task> {
+    fn validate(
+        &self,
+        version: Version,
+        counts: &mut Counts,
+        ahead: Option<RunAhead>,
+    ) -> Option<Task> {
         let Version {
             txn_idx,
             incarnation,
@@ -440,7 +458,8 @@ impl<T: BlockTask> Block<'_, T> {
             counts.validation_aborts += 1;
             self.memory.convert_writes_to_estimates(txn_idx);
         }
-        self.scheduler.finish_validation(txn_idx, aborted)
+        self.scheduler
+            .finish_validation_then(txn_idx, aborted, ahead)
     }
 }
 

@@ -92,6 +92,13 @@ fn unpack_source(packed: u64) -> Option<Version> {
     })
 }
 
+/// A run-ahead a worker holds (I21): `successor`, hinted by `source`, which wrote a hot key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAhead {
+    pub source: Version,
+    pub successor: TxnIndex,
+}
+
 /// A unit of work for a worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
@@ -310,14 +317,14 @@ impl Scheduler {
         self.finish_execution_then(txn_idx, incarnation, wrote_new_location, None)
     }
 
-    /// [`Scheduler::finish_execution`], then the execution of `successor` when it is ready and
-    /// run-aheads have mostly been right in this block (I21).
+    /// [`Scheduler::finish_execution`], where the worker's next execution, when no validation
+    /// is ready, is the run-ahead `ahead` (I21).
     pub fn finish_execution_then(
         &self,
         txn_idx: TxnIndex,
         incarnation: Incarnation,
         wrote_new_location: bool,
-        successor: Option<TxnIndex>,
+        ahead: Option<RunAhead>,
     ) -> Option<Task> {
         {
             let mut status = self.txns[txn_idx as usize].status.lock();
@@ -340,21 +347,12 @@ impl Scheduler {
                 }));
             }
         }
-        let source = Version {
-            txn_idx,
-            incarnation,
-        };
-        if let Some(version) = successor.and_then(|successor| self.try_run_ahead(source, successor))
-        {
-            // The active-task count carries over to the run-ahead.
-            return Some(Task::Execution(version));
-        }
-        self.next_task_held()
+        self.next_task_held_then(ahead)
     }
 
     /// I21: claims `successor` for execution ahead of `execution_idx`, if it is ready and
     /// fewer than a quarter of this block's run-aheads (after the first four) were wrong.
-    fn try_run_ahead(&self, source: Version, successor: TxnIndex) -> Option<Version> {
+    fn try_run_ahead(&self, RunAhead { source, successor }: RunAhead) -> Option<Version> {
         let failures = self.ahead_failures.load(Relaxed);
         if failures >= AHEAD_FREE_FAILURES && failures * 4 > self.ahead_runs.load(Relaxed) {
             return None;
@@ -411,6 +409,17 @@ impl Scheduler {
 
     /// Ends a validation task; after an abort, returns the re-execution when it is due now.
     pub fn finish_validation(&self, txn_idx: TxnIndex, aborted: bool) -> Option<Task> {
+        self.finish_validation_then(txn_idx, aborted, None)
+    }
+
+    /// [`Scheduler::finish_validation`], where the worker's next execution, when no validation
+    /// is ready, is the run-ahead `ahead` it still holds (I21).
+    pub fn finish_validation_then(
+        &self,
+        txn_idx: TxnIndex,
+        aborted: bool,
+        ahead: Option<RunAhead>,
+    ) -> Option<Task> {
         if aborted {
             self.set_ready_status(txn_idx);
             // I7: everything above read from the aborted incarnation.
@@ -422,7 +431,7 @@ impl Scheduler {
                 }
             }
         }
-        self.next_task_held()
+        self.next_task_held_then(ahead)
     }
 
     /// The next task for a worker that holds an active-task count: the count of the task it
@@ -431,11 +440,25 @@ impl Scheduler {
     /// the count is returned; the worker's next [`Scheduler::next_task`] then runs the done
     /// check. Holding the count a little longer only delays `check_done` (I4).
     fn next_task_held(&self) -> Option<Task> {
+        self.next_task_held_then(None)
+    }
+
+    /// [`Scheduler::next_task_held`], with the run-ahead `ahead` (I21) before the execution
+    /// index: a ready validation still comes first, so that the worker on a hot chain keeps
+    /// its share of the validations (left all to the other workers, they made those the
+    /// block's slowest on token transfers).
+    fn next_task_held_then(&self, ahead: Option<RunAhead>) -> Option<Task> {
         let validation_idx = self.validation_idx.load(SeqCst);
         let execution_idx = self.execution_idx.load(SeqCst);
         let mut task = None;
         if validation_idx < execution_idx {
             task = self.claim_validation().map(Task::Validation);
+        }
+        if task.is_none() {
+            // The active-task count carries over to the run-ahead.
+            task = ahead
+                .and_then(|ahead| self.try_run_ahead(ahead))
+                .map(Task::Execution);
         }
         if task.is_none() && execution_idx < self.num_txns {
             task = self.claim_execution().map(Task::Execution);
@@ -548,29 +571,41 @@ mod tests {
         assert!(s.done());
     }
 
+    /// The run-ahead of transaction 2 that transaction 0's incarnation 0 hints.
+    fn ahead_of_0() -> Option<RunAhead> {
+        Some(RunAhead {
+            source: Version {
+                txn_idx: 0,
+                incarnation: 0,
+            },
+            successor: 2,
+        })
+    }
+
     #[test]
-    fn successor_runs_ahead_and_the_index_skips_it() {
+    fn successor_runs_ahead_after_ready_validations_and_the_index_skips_it() {
         let s = Scheduler::new(4);
         let version = |txn_idx| Version {
             txn_idx,
             incarnation: 0,
         };
         assert_eq!(next_execution(&s), version(0));
-        // I21: transaction 2 runs next, ahead of the execution index (at 1).
+        // A ready validation comes before the run-ahead, which the worker keeps.
         assert_eq!(
-            s.finish_execution_then(0, 0, true, Some(2)),
+            s.finish_execution_then(0, 0, true, ahead_of_0()),
+            Some(Task::Validation(version(0)))
+        );
+        // I21: then transaction 2 runs, ahead of the execution index (at 1).
+        assert_eq!(
+            s.finish_validation_then(0, false, ahead_of_0()),
             Some(Task::Execution(version(2)))
         );
         assert_eq!(s.ahead_runs(), 1);
-        // Validation still goes in index order, and waits for nothing that ran ahead.
         assert_eq!(
             s.finish_execution(2, 0, true),
-            Some(Task::Validation(version(0)))
-        );
-        assert_eq!(
-            s.finish_validation(0, false),
             Some(Task::Execution(version(1)))
         );
+        // Validation still goes in index order.
         assert_eq!(
             s.finish_execution(1, 0, true),
             Some(Task::Validation(version(1)))
@@ -592,25 +627,28 @@ mod tests {
         assert_eq!(s.ahead_failures(), 0);
     }
 
-    #[test]
-    fn a_run_ahead_counts_as_failed_only_when_its_source_stood() {
+    /// Runs transaction 0, validates it and runs transaction 2 ahead on 0's hint.
+    fn run_2_ahead() -> Scheduler {
         let s = Scheduler::new(4);
         assert_eq!(next_execution(&s).txn_idx, 0);
-        let Some(Task::Execution(ahead)) = s.finish_execution_then(0, 0, true, Some(2)) else {
+        s.finish_execution_then(0, 0, true, ahead_of_0());
+        let Some(Task::Execution(ahead)) = s.finish_validation_then(0, false, ahead_of_0()) else {
             panic!("expected the run-ahead")
         };
+        assert_eq!(ahead.txn_idx, 2);
         s.finish_execution(ahead.txn_idx, ahead.incarnation, true);
+        s
+    }
+
+    #[test]
+    fn a_run_ahead_counts_as_failed_only_when_its_source_stood() {
+        let s = run_2_ahead();
         // 2 fails validation while 0 stands: the hint was wrong.
         assert!(s.try_validation_abort(2, 0));
         assert_eq!(s.ahead_failures(), 1);
 
-        let s = Scheduler::new(4);
-        assert_eq!(next_execution(&s).txn_idx, 0);
-        let Some(Task::Execution(ahead)) = s.finish_execution_then(0, 0, true, Some(2)) else {
-            panic!("expected the run-ahead")
-        };
-        s.finish_execution(ahead.txn_idx, ahead.incarnation, true);
-        // 0 itself is aborted first: 2 read a write that index order would have read too.
+        let s = run_2_ahead();
+        // 0 itself is aborted first: 2 read a write that index order could have read too.
         assert!(s.try_validation_abort(0, 0));
         assert!(s.try_validation_abort(2, 0));
         assert_eq!(s.ahead_failures(), 0);

@@ -168,6 +168,9 @@ impl CodeCache {
 /// How far ahead [`EvmTask`]'s successor hint looks for the next call to the same contract.
 pub const SUCCESSOR_WINDOW: usize = 32;
 
+/// A call's selector and first argument word.
+const CALL_HEAD: usize = 4 + 32;
+
 /// One block for the Block-STM engine: revm over a [`ReadView`].
 pub struct EvmTask<'a, S: StateViewRef> {
     block: &'a PreparedBlock,
@@ -415,19 +418,32 @@ impl<S: StateViewRef> BlockTask for EvmTask<'_, S> {
     }
 
     /// The next call to the contract this transaction called, within [`SUCCESSOR_WINDOW`]
-    /// transactions: after a write of a contended key (a pair's reserves), the next swap on the
-    /// same pair most likely reads it. Looked up only when asked (a few times per hot key),
-    /// not built for every block.
+    /// transactions: after a write of a hot key (a pair's reserves, a popular recipient's
+    /// balance), the next call to the same contract most likely reads it. A call with the
+    /// same selector and first argument (a transfer to the same recipient) is preferred to the
+    /// first call to the contract: of the token transfers that follow one to a hot recipient,
+    /// the next one to that recipient is the one that reads its balance. Looked up only when
+    /// asked (a few times per hot key), not built for every block.
     fn successor_hint(&self, txn_idx: TxnIndex) -> Option<TxnIndex> {
         let txs = &self.block.txs;
-        let TxKind::Call(target) = txs.get(txn_idx as usize)?.env.kind else {
+        let this = &txs.get(txn_idx as usize)?.env;
+        let TxKind::Call(target) = this.kind else {
             return None;
         };
+        let head = this.data.get(..CALL_HEAD);
         let from = txn_idx as usize + 1;
-        let to = (from + SUCCESSOR_WINDOW).min(txs.len());
-        (from..to)
-            .find(|&i| txs[i].env.kind == TxKind::Call(target))
-            .map(|i| i as TxnIndex)
+        let window = &txs[from..(from + SUCCESSOR_WINDOW).min(txs.len())];
+        let mut first_call = None;
+        for (offset, tx) in window.iter().enumerate() {
+            if tx.env.kind != TxKind::Call(target) {
+                continue;
+            }
+            if head.is_some() && tx.env.data.get(..CALL_HEAD) == head {
+                return Some((from + offset) as TxnIndex);
+            }
+            first_call.get_or_insert((from + offset) as TxnIndex);
+        }
+        first_call
     }
 
     fn apply_delta(_key: &EvmKey, base: Option<&EvmValue>, delta: &U256) -> EvmValue {
