@@ -216,11 +216,31 @@ impl Scheduler {
         }
     }
 
-    /// Takes the next index from `execution_idx` and claims it if it is ready. The caller holds
-    /// an active-task count.
+    /// Takes the next index from `execution_idx` and claims it if it is ready. A transaction
+    /// already running or executed (run ahead, I21, or passed again after the index moved
+    /// back) is passed over for the next index in the same call. The caller holds an
+    /// active-task count.
     fn claim_execution(&self) -> Option<Version> {
-        let idx = self.execution_idx.fetch_add(1, SeqCst);
-        self.try_incarnate(idx)
+        loop {
+            let idx = self.execution_idx.fetch_add(1, SeqCst);
+            if idx >= self.num_txns {
+                return None;
+            }
+            let mut status = self.txns[idx].status.lock();
+            match status.1 {
+                // I1, I2: the only way into Executing, as in try_incarnate.
+                Status::ReadyToExecute => {
+                    status.1 = Status::Executing;
+                    return Some(Version {
+                        txn_idx: idx as TxnIndex,
+                        incarnation: status.0,
+                    });
+                }
+                Status::Executing | Status::Executed => continue,
+                // Suspended: its blocker's finish brings the index back to it.
+                Status::Aborting => return None,
+            }
+        }
     }
 
     /// Claims the validation at `validation_idx` if that transaction is executed. The caller
@@ -610,15 +630,17 @@ mod tests {
             s.finish_execution(1, 0, true),
             Some(Task::Validation(version(1)))
         );
-        // The execution index passes 2 without running it again (I2).
-        assert_eq!(s.finish_validation(1, false), None);
-        assert_eq!(s.next_task(), Some(Task::Validation(version(2))));
+        // The execution index passes 2 without running it again (I2), in the same claim.
         assert_eq!(
-            s.finish_validation(2, false),
+            s.finish_validation(1, false),
             Some(Task::Execution(version(3)))
         );
         assert_eq!(
             s.finish_execution(3, 0, true),
+            Some(Task::Validation(version(2)))
+        );
+        assert_eq!(
+            s.finish_validation(2, false),
             Some(Task::Validation(version(3)))
         );
         assert_eq!(s.finish_validation(3, false), None);
