@@ -488,7 +488,7 @@ pub fn execute_parallel_in<T: BlockTask>(
     let memory = &*memory;
     let block = Block {
         task,
-        scheduler: Scheduler::new(num_txns),
+        scheduler: Scheduler::for_workers(num_txns, threads.get().min(num_txns.max(1))),
         memory,
         outputs: (0..num_txns).map(|_| CacheLine(Mutex::new(None))).collect(),
         nanos: (0..if options.trace { num_txns } else { 0 })
