@@ -429,6 +429,7 @@ impl<T: BlockTask> Block<'_, T> {
                         source: version,
                         successor,
                     })
+                    .filter(|ahead| self.scheduler.chain_is_dense(ahead))
             } else {
                 None
             };
