@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from parex import Engine
@@ -78,3 +80,17 @@ def test_abi_helpers() -> None:
     assert encode_call("sync()") == selector("sync()")
     with pytest.raises(ValueError):
         encode_call("transfer(address,uint256)", b"\x00" * 20)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a hot chain needs two workers running at once")
+def test_amm_hot_chain_runs_ahead_and_changes_nothing() -> None:
+    # Half the swaps on one pair: once the pair's reserves are hot, the worker that wrote them
+    # runs the next swap on the pair ahead of the execution index (I21). Results must not move.
+    w, result = run("amm", 1500, 50)
+    engine = Engine(threads=2, sequential_rule=False)
+    ahead = 0
+    for _ in range(5):
+        parallel = engine.execute(w.block_env, w.transactions, w.pre_state)
+        assert parallel.same_outcome(result) and parallel.digest() == result.digest()
+        ahead += parallel.stats["ahead_runs"]
+    assert ahead > 0, "no swap on the hot pair ran ahead"

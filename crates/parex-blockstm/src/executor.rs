@@ -23,6 +23,8 @@
 //!                                             dependency hint the same way)
 //!   Idle ─────────────────► Executing ─────────┤
 //!    ▲  ▲                                      └── finish_execution ──► Validating / Idle
+//!    │  │                                          (after a write of a hot key, the next
+//!    │  │                                           execution may be the run-ahead: I21)
 //!    │  │        finish_validation (no abort)
 //!    │  └──────────────────────────── Validating ── finish_validation (abort) ──► Executing
 //!    └── done / halt ──► Snapshot share ── barrier ──► Clear shards ──► Take outcomes ──► Exit

@@ -24,6 +24,9 @@
 //! that has not finished executing, and whose write it would read past (no entry of `r` or
 //! above below `j`), stops with [`MvReadError::PendingReader`]: the executor then waits for
 //! `r`, in place or suspended, instead of running on a value `r` is about to replace.
+//! Each such stop, and each validation failure of the kind above, counts as a conflict on
+//! the key; at [`HOT_CONFLICTS`] the key is *hot*, and `record` reports a write of it, so that
+//! the writer's worker may run the writer's successor hint next (I21, in the scheduler).
 //! ```text
 //!            validate_read_set fails on a key the
 //!            same transaction also wrote (read, then write)
@@ -72,7 +75,7 @@
 //! seen by that writer's later `SeqCst` look at `validation_idx` (which then schedules the
 //! validation again), the store-load pattern that only one total order of both rules out.
 //! `records_cleared` is `Relaxed`: only `reset`, holding `&mut self` after the workers'
-//! join, reads it. A key's contention flag and reader marker are `Relaxed` atomics, written
+//! join, reads it. A key's conflict count and reader marker are `Relaxed` atomics, written
 //! under the shard's read lock: they are hints (I18), no other memory is published through
 //! them, and a reader that sees a stale one only waits when it need not, or does not when it
 //! could have.

@@ -8,7 +8,9 @@
 //! worker that finishes a task gets the next one back from the `finish_*` call, keeping its
 //! active-task count, instead of returning the count and asking `next_task` again.
 //! `validation_idx` waits at a transaction that has not executed yet (I20) while workers take
-//! executions, and whoever finishes that transaction validates it and moves on. Both indexes
+//! executions, and whoever finishes that transaction validates it and moves on. A worker that
+//! wrote a hot key may take its successor hint ahead of `execution_idx` (I21); the index then
+//! passes over it. Both indexes
 //! only move back (to re-execute or re-validate) through `decrease_*`. When both
 //! indexes have passed the block, no task is in flight and no decrease raced the check,
 //! [`Scheduler::done`] turns true and every worker leaves. [`Scheduler::halt`] ends the block
@@ -16,7 +18,8 @@
 //!
 //! # Transaction status
 //! ```text
-//!                      try_incarnate
+//!                      incarnate (from the execution index,
+//!                      or run ahead: I21)
 //!   ReadyToExecute(i) ───────────────► Executing(i)
 //!          ▲                              │      │
 //!          │ set_ready_status             │      │ finish_execution
@@ -28,7 +31,7 @@
 //!
 //! # Invariants
 //! - **I1** A status changes only along the edges above, under that transaction's status lock.
-//! - **I2** Only `try_incarnate` enters `Executing`, and only from `ReadyToExecute`: at most one
+//! - **I2** Only `incarnate` enters `Executing`, and only from `ReadyToExecute`: at most one
 //!   worker runs a given transaction at any time.
 //! - **I3** Incarnation numbers only grow (`set_ready_status`), so a stale validation task for
 //!   incarnation `i` can never abort incarnation `i+1`.
@@ -51,13 +54,25 @@
 //!   five more writes of shared counters for each transaction passed.) Validations only come
 //!   later than the paper's, each against the memory of its time, so nothing it catches is
 //!   missed.
+//! - **I21** A run-ahead claims its transaction through `incarnate` (I2) like any other
+//!   execution, and changes only the order of executions: `validation_idx` still passes a
+//!   transaction only once it is `Executed` (I20), so a run-ahead is validated after every
+//!   lower transaction has executed, against the memory of that time, and a wrong one is
+//!   aborted and run again like any other. It is taken only after a write of a hot key,
+//!   only when no validation is ready, and only while the block's hinted successors lie at
+//!   most 1.5 workers apart on average (a chain dense enough to be the critical path); a
+//!   block stops running ahead once a quarter of its run-aheads (after the first four) were
+//!   thrown away while the transaction they followed stood.
 //!
 //! # Memory ordering
 //! The counters `execution_idx`, `validation_idx`, `decrease_cnt` and `num_active_tasks` and
 //! the flag `done_marker` use `SeqCst`: the termination argument of I4 reasons about one total
 //! order of these operations, as the Block-STM paper does, and they are touched a few times per
 //! task, not per read (I20's compare-exchange on `validation_idx` too). Status and dependency
-//! lists are under mutexes, which order everything else.
+//! lists are under mutexes, which order everything else. The run-ahead counters
+//! (`ahead_runs`, `ahead_failures`, `hint_distances`) and each transaction's `ahead_source`
+//! are `Relaxed`: they only decide whether to run ahead (I21), nothing is published through
+//! them, and a stale one only makes a worker run ahead when it need not, or not when it could.
 
 use crate::task::{Incarnation, TxnIndex, Version};
 use crate::CacheLine;
@@ -215,16 +230,22 @@ impl Scheduler {
         if txn_idx >= self.num_txns {
             return None;
         }
+        self.incarnate(txn_idx).ok()
+    }
+
+    /// Claims `txn_idx` (in the block) for execution if it is ready, else returns the status
+    /// that kept it from being claimed.
+    fn incarnate(&self, txn_idx: usize) -> Result<Version, Status> {
         let mut status = self.txns[txn_idx].status.lock();
         // I1, I2: the only way into Executing.
         if status.1 == Status::ReadyToExecute {
             status.1 = Status::Executing;
-            Some(Version {
+            Ok(Version {
                 txn_idx: txn_idx as TxnIndex,
                 incarnation: status.0,
             })
         } else {
-            None
+            Err(status.1)
         }
     }
 
@@ -238,19 +259,11 @@ impl Scheduler {
             if idx >= self.num_txns {
                 return None;
             }
-            let mut status = self.txns[idx].status.lock();
-            match status.1 {
-                // I1, I2: the only way into Executing, as in try_incarnate.
-                Status::ReadyToExecute => {
-                    status.1 = Status::Executing;
-                    return Some(Version {
-                        txn_idx: idx as TxnIndex,
-                        incarnation: status.0,
-                    });
-                }
-                Status::Executing | Status::Executed => continue,
+            match self.incarnate(idx) {
+                Ok(version) => return Some(version),
+                Err(Status::Executing | Status::Executed) => continue,
                 // Suspended: its blocker's finish brings the index back to it.
-                Status::Aborting => return None,
+                Err(_) => return None,
             }
         }
     }
