@@ -195,7 +195,6 @@ struct Block<'a, T: BlockTask> {
     trace: bool,
     counts: Mutex<Counts>,
     fatal: Mutex<Option<ExecutionError>>,
-    no_ahead: bool,
 }
 
 impl<T: BlockTask> Block<'_, T> {
@@ -423,7 +422,7 @@ impl<T: BlockTask> Block<'_, T> {
             *self.outputs[txn_idx as usize].lock() = Some(outcome);
             let recorded = self.memory.record(version, scratch, writes);
             // I21: after a write of a hot key, the likely next reader of it.
-            *ahead = if recorded.wrote_hot && !self.no_ahead {
+            *ahead = if recorded.wrote_hot {
                 self.task
                     .successor_hint(txn_idx)
                     .filter(|successor| *successor > txn_idx)
@@ -500,7 +499,6 @@ pub fn execute_parallel_in<T: BlockTask>(
         trace: options.trace,
         counts: Mutex::new(Counts::default()),
         fatal: Mutex::new(None),
-        no_ahead: std::env::var_os("PAREX_NO_AHEAD").is_some(),
     };
     let workers = threads.get().min(num_txns.max(1));
     let barrier = Barrier::new(workers);

@@ -495,7 +495,7 @@ fn reused_memory_carries_nothing_between_blocks() {
 /// index (I21): the run-aheads must happen, and change nothing.
 #[test]
 fn a_hot_chain_runs_ahead_on_its_successor_hints() {
-    let hot = |i: u32| i % 3 != 0;
+    let hot = |i: u32| !i.is_multiple_of(3);
     let txns: Vec<Vec<Op>> = (0..450)
         .map(|i| {
             if hot(i) {

@@ -181,7 +181,7 @@ pub fn execute_prepared<S: StateViewRef>(
     let task = EvmTask::new(prepared, state, &codes);
     let options = Options {
         trace: config.trace,
-        hot_conflicts: std::env::var("PAREX_HOT").ok().and_then(|v| v.parse().ok()), // TEMP
+        hot_conflicts: None,
     };
     let mut fallback_reason = None;
     // C4: decided from the block alone, before execution; it only picks the executor.
