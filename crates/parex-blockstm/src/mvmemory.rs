@@ -627,10 +627,10 @@ where
     }
 
     /// Publishes an incarnation's writes and read set, and says whether it wrote a key that
-    /// the previous incarnation of the same transaction did not, and a contended key. The read set is moved out of
-    /// `reads`, which keeps its capacity for the worker's next incarnation (a swap of the
-    /// buffers instead was measured slower: the worker then writes its next read set into
-    /// the record's cold buffer rather than its own hot one).
+    /// the previous incarnation of the same transaction did not, and whether a hot one. The
+    /// read set is moved out of `reads`, which keeps its capacity for the worker's next
+    /// incarnation (a swap of the buffers instead was measured slower: the worker then writes
+    /// its next read set into the record's cold buffer rather than its own hot one).
     pub fn record(
         &self,
         version: Version,

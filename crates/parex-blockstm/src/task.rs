@@ -122,7 +122,7 @@ pub trait BlockTask: Sync {
     }
 
     /// A higher transaction likely to read what this one writes (an EVM adapter names the next
-    /// call to the same contract). After an incarnation writes a contended key, its worker runs
+    /// call to the same contract). After an incarnation writes a hot key, its worker runs
     /// the hinted transaction next, ahead of the execution index, so that a chain of
     /// transactions on one hot key runs back to back on one worker (I21). Scheduling alone
     /// uses it: a wrong hint costs time, never correctness.

@@ -260,8 +260,9 @@ proptest! {
     }
 
     /// Random successor hints (any higher transaction, or none; often wrong), followed after
-    /// every write (no key needs to be hot), change only scheduling: transactions run ahead of
-    /// the execution index, out of order, and are validated like any other (I21).
+    /// any write (no key needs to be hot) where the density rule lets them, change only
+    /// scheduling: transactions run ahead of the execution index, out of order, and are
+    /// validated like any other (I21).
     #[test]
     fn successor_hints_never_change_results(
         txns in block(),
