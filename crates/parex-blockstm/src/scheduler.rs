@@ -733,6 +733,51 @@ mod tests {
     }
 
     #[test]
+    fn a_block_stops_running_ahead_once_a_quarter_of_its_run_aheads_failed() {
+        let refuses = |runs: u32, failures: u32| {
+            let s = Scheduler::for_workers(4, 2);
+            s.ahead_runs.store(runs, Relaxed);
+            s.ahead_failures.store(failures, Relaxed);
+            s.try_run_ahead(ahead_of_0().unwrap()).is_none()
+        };
+        // I21: the first AHEAD_FREE_FAILURES failures are free, however few the runs.
+        assert!(!refuses(3, 3));
+        assert!(refuses(4, 4));
+        // Past them, a block runs ahead while at most a quarter of its run-aheads failed.
+        assert!(!refuses(16, 4));
+        assert!(refuses(15, 4));
+        assert!(!refuses(40, 10));
+        assert!(refuses(39, 10));
+
+        // Driven through the scheduler: four failed run-aheads out of four stop the block.
+        let s = Scheduler::for_workers(16, 2);
+        // Transaction 0 executed and stands, so each failure is the hint's.
+        assert_eq!(next_execution(&s).txn_idx, 0);
+        s.finish_execution(0, 0, true);
+        for attempt in 0..AHEAD_FREE_FAILURES {
+            let successor = 2 + attempt;
+            let ahead = RunAhead {
+                successor,
+                ..ahead_of_0().unwrap()
+            };
+            let version = s.try_run_ahead(ahead).expect("still within the allowance");
+            s.finish_execution(version.txn_idx, version.incarnation, true);
+            assert!(s.try_validation_abort(successor, version.incarnation));
+        }
+        assert_eq!((s.ahead_runs(), s.ahead_failures()), (4, 4));
+        let ahead = RunAhead {
+            successor: 6,
+            ..ahead_of_0().unwrap()
+        };
+        assert_eq!(s.try_run_ahead(ahead), None);
+        assert_eq!(
+            s.status(6),
+            (0, Status::ReadyToExecute),
+            "left for the index"
+        );
+    }
+
+    #[test]
     fn dependency_on_executed_blocker_is_refused() {
         let s = Scheduler::new(2);
         let v0 = next_execution(&s);
