@@ -147,6 +147,21 @@ def test_trace_runs_keep_the_first_run_and_check_their_count() -> None:
             engine.execute(w.block_env, w.transactions, w.pre_state, trace=True, trace_runs=bad)  # type: ignore[arg-type]
 
 
+def test_execute_copies_times_copies_and_checks_its_block() -> None:
+    """Copies of a valid block run at once and are timed; a block that fails raises as
+    ``execute`` does, naming the transaction; a bad copy count names the argument."""
+    w = workloads.erc20(txs=40, conflict=50, seed=3)
+    engine = Engine(threads=2)
+    assert engine.execute_copies(w.block_env, w.transactions, w.pre_state) > 0
+    assert engine.execute_copies(w.block_env, w.transactions, w.pre_state, copies=3) > 0
+    with pytest.raises(parex.InvalidTransaction) as raised:
+        engine.execute_copies(w.block_env, w.transactions, State(), copies=2)
+    assert raised.value.index == 0
+    for bad in (0, -1, 2.0, "2", 10**6):
+        with pytest.raises(ValueError, match="copies"):
+            _core.execute_copies(None, [], State(), copies=bad)  # type: ignore[arg-type]
+
+
 def test_env_as_mapping_object_and_kwargs() -> None:
     alice = keccak256(b"alice")
     state = State()

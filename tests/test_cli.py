@@ -13,6 +13,7 @@ import parex
 KEYS = {
     "workload", "conflict", "threads", "txs", "gas", "sequential_ms", "parallel_ms",
     "speedup", "ideal_speedup", "efficiency", "reexecutions", "identical",
+    "machine_speedup", "machine_efficiency",
 }
 
 
@@ -40,6 +41,9 @@ def test_bench_json() -> None:
         assert row["txs"] == 200 and row["gas"] >= 200 * 21_000
         assert row["sequential_ms"] > 0 and row["parallel_ms"] > 0
         assert row["ideal_speedup"] >= 1.0
+        # The machine bound is measured above one thread, and 1 by definition at one.
+        assert row["machine_speedup"] > 0
+        assert row["threads"] > 1 or row["machine_speedup"] == 1.0
         seen.add((row["workload"], row["conflict"], row["threads"]))
     assert seen == {
         (w, c, t) for w in ("transfer", "erc20", "amm") for c in (0, 20, 50) for t in threads

@@ -8,6 +8,7 @@ __all__ = [
     "address_of",
     "blob_params",
     "execute",
+    "execute_copies",
     "fork_at",
     "import_block",
     "parse_fork",
@@ -204,6 +205,14 @@ def execute(
     sequential_rule: bool = False,
     **fields: Any,
 ) -> BlockResult: ...
+def execute_copies(
+    env: Mapping[str, Any] | object | None,
+    transactions: Iterable[bytes | bytearray],
+    state: State,
+    *,
+    copies: int,
+    **fields: Any,
+) -> int: ...
 def address_of(secret: bytes | bytearray) -> bytes: ...
 def sign_transactions(
     chain_id: int,

@@ -9,8 +9,16 @@ For each workload and conflict level the block is built once. Then:
    dependencies) gives the per-transaction times and the dependency-graph bound on the
    speedup (``ideal_speedup``);
 2. ``repeat`` rounds, each one untraced sequential run (tracing costs time, so the traced run
-   is not timed) and then one parallel run at every thread count, each checked against the
-   sequential result with ``same_outcome`` *and* equal digests.
+   is not timed), then one parallel run at every thread count, each checked against the
+   sequential result with ``same_outcome`` *and* equal digests, and, at every thread count
+   above one, one run of that many copies of the block at once on the sequential executor
+   (``Engine.execute_copies``): the machine's own bound.
+
+The machine bound: ``machine_speedup`` is ``threads`` times the sequential time over the time
+of ``threads`` independent copies run at once. Cores that share caches, memory bandwidth or a
+host do not give ``n`` times the throughput of one, and the dependency-graph bound assumes
+they do; ``machine_efficiency`` is the speedup over the tighter of the two bounds, which tells
+the engine's shortfall from the machine's.
 
 Times are the engine's own clocks, with no Python in them, best of ``repeat``. The rounds
 interleave the runs, so that a slow spell of the machine (a shared host that throttles for a
@@ -75,6 +83,11 @@ class Row:
     ideal_speedup: float | None
     efficiency: float | None
     """``speedup / min(threads, ideal_speedup)``: the share of the reachable speedup reached."""
+    machine_speedup: float
+    """``threads`` copies of the block at once on the sequential executor, against one alone:
+    the throughput this machine gives independent work (1 at one thread, by definition)."""
+    machine_efficiency: float | None
+    """``speedup / min(machine_speedup, ideal_speedup)``."""
     identical: bool
     """Every parallel run had the sequential outcome and digest."""
     fallback_reason: str | None
@@ -103,11 +116,15 @@ def measure(
     engines = {n: Engine(threads=n, sequential_rule=False) for n in threads}
     sequential_runs = []
     parallel_runs: dict[int, list[BlockResult]] = {n: [] for n in threads}
+    copies_ns: dict[int, list[int]] = {n: [] for n in engines if n > 1}
     for _ in range(repeat):
         sequential_runs.append(reference.execute_sequential(env, txs, state))
         tick()
         for n, engine in engines.items():
             parallel_runs[n].append(engine.execute(env, txs, state))
+            tick()
+        for n, runs in copies_ns.items():
+            runs.append(reference.execute_copies(env, txs, state, copies=n))
             tick()
     sequential = fastest(sequential_runs)
     identical = all(
@@ -127,6 +144,8 @@ def measure(
         par_recovery_s = min(r.recovery_ns for r in runs) / 1e9
         ideal = traced.ideal_speedup
         reachable = min(float(n), ideal) if ideal is not None else None
+        machine = n * seq_s / (max(min(copies_ns[n]), 1) / 1e9) if n > 1 else 1.0
+        machine_bound = min(machine, ideal) if ideal is not None else machine
         rows.append(
             Row(
                 workload=workload.name,
@@ -145,6 +164,8 @@ def measure(
                 reexecutions=parallel.stats["reexecutions"],
                 ideal_speedup=ideal,
                 efficiency=speedup / reachable if reachable else None,
+                machine_speedup=machine,
+                machine_efficiency=speedup / machine_bound if machine_bound > 0 else None,
                 identical=ok,
                 fallback_reason=parallel.stats["fallback_reason"],
             )
@@ -154,7 +175,8 @@ def measure(
 
 def runs_per_workload(threads: Sequence[int], repeat: int) -> int:
     """How many times ``measure`` calls ``tick``."""
-    return 1 + repeat + len(set(threads)) * repeat
+    counts = set(threads)
+    return 1 + repeat + len(counts) * repeat + len(counts - {1}) * repeat
 
 
 def run(

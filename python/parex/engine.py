@@ -180,6 +180,28 @@ class Engine:
             trace_runs=_check_trace_runs(trace_runs),
         )
 
+    def execute_copies(
+        self,
+        block_env: BlockEnv,
+        transactions: Sequence[bytes],
+        state: State,
+        *,
+        copies: int | None = None,
+    ) -> int:
+        """
+        Executes ``copies`` copies of the block at once (default: ``threads``) on the
+        sequential executor, one thread each, and returns the wall time of that run in
+        nanoseconds. ``copies`` times one :meth:`execute_sequential`'s ``execution_ns``, over
+        this, is what the machine gives independent blocks: the bound ``parex bench`` reports
+        as ``machine_speedup``. Decoding, recovery and a warm-up run per thread come first and
+        are not timed.
+        """
+        return _core.execute_copies(
+            block_env,
+            transactions,
+            state,
+            copies=self.threads if copies is None else copies,
+        )
 
     def import_block(
         self,

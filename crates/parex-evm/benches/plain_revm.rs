@@ -6,7 +6,8 @@
 //!   gas, logs) and ending with `merge_transitions` and `take_bundle`: the block's post-state
 //!   diff and receipts, the output a node needs and the parex executors return.
 //!
-//! Prints Mgas/s for each and the ratios.
+//! Prints Mgas/s for each and the ratios, and the machine's own bound: the throughput of as
+//! many sequential copies of the block at once as the parallel run has threads.
 //!
 //! `cargo bench -p parex-evm --bench plain_revm` (add `-- <iterations>` to change the count).
 
@@ -14,6 +15,7 @@
 mod common;
 
 use common::{secret, store_code, Base};
+use parex_evm::machine::execute_copies;
 use parex_evm::revm::context::Context;
 use parex_evm::revm::database::states::bundle_state::BundleRetention;
 use parex_evm::revm::database::{CacheDB, State};
@@ -22,6 +24,7 @@ use parex_evm::sign::{address_of, sign_eip1559, TxRequest};
 use parex_evm::{execute_prepared, ExecConfig, ExecutorKind, PreparedBlock};
 use parex_primitives::{Address, BlockEnv, Bytes, Fork, U256};
 use parex_state::InMemoryState;
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 const TRANSFERS: u32 = 2_000;
@@ -140,9 +143,11 @@ fn main() {
     let mut seq_times = Vec::new();
     let mut par_times = Vec::new();
     let mut par1_times = Vec::new();
+    let mut copies_times = Vec::new();
     let mut gas = 0u64;
-    // PAREX_BENCH_ONLY=revm|bundle|sequential|parallel|parallel1 runs only that executor (for
-    // profiling).
+    // PAREX_BENCH_ONLY=revm|bundle|sequential|parallel|parallel1|machine runs only that
+    // executor (for profiling); `machine` is the sequential executor on as many copies of the
+    // block at once as the parallel run has threads (`parex_evm::machine`).
     let only = std::env::var("PAREX_BENCH_ONLY").ok();
     let runs = |name: &str| only.as_deref().is_none_or(|o| o == name);
     let ours = |config: &ExecConfig| execute_prepared(&prepared, &state, config).expect("valid");
@@ -157,6 +162,11 @@ fn main() {
         let seq = runs("sequential").then(|| timed(&mut seq_times, || ours(&sequential)));
         let par = runs("parallel").then(|| timed(&mut par_times, || ours(&parallel)));
         let par1 = runs("parallel1").then(|| timed(&mut par1_times, || ours(&parallel1)));
+        if runs("machine") {
+            let copies = NonZeroUsize::new(parallel_threads).unwrap_or(NonZeroUsize::MIN);
+            let nanos = execute_copies(&prepared, &state, copies).expect("valid");
+            copies_times.push(Duration::from_nanos(nanos));
+        }
 
         let measured = [
             revm_gas,
@@ -207,6 +217,13 @@ fn main() {
                 time.as_secs_f64() * 1e3
             );
         }
+    }
+    if let (Some(copies), Some(s)) = (median(copies_times), s) {
+        println!(
+            "machine: {parallel_threads} sequential copies at once {:.2} ms: throughput {:.2}x",
+            copies.as_secs_f64() * 1e3,
+            parallel_threads as f64 * s.as_secs_f64() / copies.as_secs_f64()
+        );
     }
     if let (Some(r), Some(s)) = (r, s) {
         println!(

@@ -75,6 +75,7 @@ pub mod call;
 mod changes;
 mod env;
 mod error;
+pub mod machine;
 mod prepare;
 pub mod rpc_json;
 pub mod sign;

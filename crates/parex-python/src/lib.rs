@@ -14,10 +14,12 @@ mod result;
 mod state;
 
 use convert::{address_arg, b256_arg, bad, bytes_arg, transactions_arg, u256_arg, uint_arg};
-use parex_evm::{execute_block, ExecConfig, ExecutorKind};
+use parex_evm::machine::execute_copies as execute_copies_of;
+use parex_evm::{execute_block, ExecConfig, ExecutorKind, PreparedBlock};
 use parex_primitives::{Address, BlockEnv, Bytes, Fork, B256};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyMapping, PyString};
+use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -176,6 +178,46 @@ fn execute(
         Ok(Ok(result)) => Ok(result::BlockResult {
             inner: Arc::new(result),
         }),
+        Ok(Err(err)) => Err(errors::block_error(py, &err)),
+        Err(payload) => Err(errors::panic_error("block execution", &*payload)),
+    }
+}
+
+/// Executes `copies` copies of the block at once with the sequential executor, one thread
+/// each, and returns the wall time of that run in nanoseconds (decoding, sender recovery and
+/// a warm-up run per thread come before and are not timed). `copies` times one sequential
+/// run's `execution_ns`, over this, is the throughput the machine gives independent blocks:
+/// the bound that `parex bench` reports as `machine_speedup`.
+#[pyfunction]
+#[pyo3(signature = (env, transactions, state, *, copies, **fields))]
+fn execute_copies(
+    py: Python<'_>,
+    env: Option<&Bound<'_, PyAny>>,
+    transactions: &Bound<'_, PyAny>,
+    state: &Bound<'_, state::State>,
+    copies: &Bound<'_, PyAny>,
+    fields: Option<&Bound<'_, PyDict>>,
+) -> PyResult<u64> {
+    let env = block_env(env, fields)?;
+    let copies = match threads_arg(copies) {
+        Ok(copies) => NonZeroUsize::new(copies).unwrap_or(NonZeroUsize::MIN),
+        Err(_) => {
+            return Err(bad(
+                "copies",
+                format!("must be an int between 1 and {MAX_THREADS}"),
+            ))
+        }
+    };
+    let transactions = transactions_arg(transactions)?;
+    let pre_state = Arc::clone(&state.borrow().inner);
+    let outcome = py.detach(move || {
+        catch_unwind(AssertUnwindSafe(|| {
+            let prepared = PreparedBlock::new(&env, &transactions, copies.get())?;
+            execute_copies_of(&prepared, &*pre_state, copies)
+        }))
+    });
+    match outcome {
+        Ok(Ok(nanos)) => Ok(nanos),
         Ok(Err(err)) => Err(errors::block_error(py, &err)),
         Err(payload) => Err(errors::panic_error("block execution", &*payload)),
     }
@@ -342,7 +384,7 @@ mod _core {
     use super::*;
 
     #[pymodule_export]
-    use super::{address_of, execute, keccak256, sign_transactions};
+    use super::{address_of, execute, execute_copies, keccak256, sign_transactions};
     #[pymodule_export]
     use crate::chain::{
         blob_params, build_block, fork_at, genesis_header, import_block, parse_fork, payload_block,
