@@ -123,8 +123,8 @@ def measure(
         for n, engine in engines.items():
             parallel_runs[n].append(engine.execute(env, txs, state))
             tick()
-        for n, runs in copies_ns.items():
-            runs.append(reference.execute_copies(env, txs, state, copies=n))
+        for n, copies_runs in copies_ns.items():
+            copies_runs.append(reference.execute_copies(env, txs, state, copies=n))
             tick()
     sequential = fastest(sequential_runs)
     identical = all(
