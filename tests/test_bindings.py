@@ -152,8 +152,11 @@ def test_execute_copies_times_copies_and_checks_its_block() -> None:
     ``execute`` does, naming the transaction; a bad copy count names the argument."""
     w = workloads.erc20(txs=40, conflict=50, seed=3)
     engine = Engine(threads=2)
-    assert engine.execute_copies(w.block_env, w.transactions, w.pre_state) > 0
-    assert engine.execute_copies(w.block_env, w.transactions, w.pre_state, copies=3) > 0
+    for copies in (None, 1, 3):
+        alone, together = engine.execute_copies(
+            w.block_env, w.transactions, w.pre_state, copies=copies
+        )
+        assert alone > 0 and together > 0
     with pytest.raises(parex.InvalidTransaction) as raised:
         engine.execute_copies(w.block_env, w.transactions, State(), copies=2)
     assert raised.value.index == 0

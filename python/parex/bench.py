@@ -11,14 +11,15 @@ For each workload and conflict level the block is built once. Then:
 2. ``repeat`` rounds, each one untraced sequential run (tracing costs time, so the traced run
    is not timed), then one parallel run at every thread count, each checked against the
    sequential result with ``same_outcome`` *and* equal digests, and, at every thread count
-   above one, one run of that many copies of the block at once on the sequential executor
-   (``Engine.execute_copies``): the machine's own bound.
+   above one, the machine's own bound (``Engine.execute_copies``): one copy of the block
+   alone on the sequential executor, then that many copies at once, one thread each.
 
-The machine bound: ``machine_speedup`` is ``threads`` times the sequential time over the time
-of ``threads`` independent copies run at once. Cores that share caches, memory bandwidth or a
-host do not give ``n`` times the throughput of one, and the dependency-graph bound assumes
-they do; ``machine_efficiency`` is the speedup over the tighter of the two bounds, which tells
-the engine's shortfall from the machine's.
+The machine bound: ``machine_speedup`` is ``threads`` times the time of one copy alone over
+the time of ``threads`` independent copies at once, the median over the rounds (each round's
+two runs back to back, so that a drifting host gives both the same speed). Cores that share
+caches, memory bandwidth or a host do not give ``n`` times the throughput of one, and the
+dependency-graph bound assumes they do; ``machine_efficiency`` is the speedup over the
+tighter of the two bounds, which tells the engine's shortfall from the machine's.
 
 Times are the engine's own clocks, with no Python in them, best of ``repeat``. The rounds
 interleave the runs, so that a slow spell of the machine (a shared host that throttles for a
@@ -33,6 +34,7 @@ that recovery's easy speedup never hides the engine's.
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -84,8 +86,9 @@ class Row:
     efficiency: float | None
     """``speedup / min(threads, ideal_speedup)``: the share of the reachable speedup reached."""
     machine_speedup: float
-    """``threads`` copies of the block at once on the sequential executor, against one alone:
-    the throughput this machine gives independent work (1 at one thread, by definition)."""
+    """``threads`` copies of the block at once on the sequential executor, against one alone
+    (median of the rounds): the throughput this machine gives independent work (1 at one
+    thread, by definition)."""
     machine_efficiency: float | None
     """``speedup / min(machine_speedup, ideal_speedup)``."""
     identical: bool
@@ -116,15 +119,16 @@ def measure(
     engines = {n: Engine(threads=n, sequential_rule=False) for n in threads}
     sequential_runs = []
     parallel_runs: dict[int, list[BlockResult]] = {n: [] for n in threads}
-    copies_ns: dict[int, list[int]] = {n: [] for n in engines if n > 1}
+    machine_runs: dict[int, list[float]] = {n: [] for n in engines if n > 1}
     for _ in range(repeat):
         sequential_runs.append(reference.execute_sequential(env, txs, state))
         tick()
         for n, engine in engines.items():
             parallel_runs[n].append(engine.execute(env, txs, state))
             tick()
-        for n, copies_runs in copies_ns.items():
-            copies_runs.append(reference.execute_copies(env, txs, state, copies=n))
+        for n, ratios in machine_runs.items():
+            alone, together = reference.execute_copies(env, txs, state, copies=n)
+            ratios.append(n * alone / max(together, 1))
             tick()
     sequential = fastest(sequential_runs)
     identical = all(
@@ -144,7 +148,7 @@ def measure(
         par_recovery_s = min(r.recovery_ns for r in runs) / 1e9
         ideal = traced.ideal_speedup
         reachable = min(float(n), ideal) if ideal is not None else None
-        machine = n * seq_s / (max(min(copies_ns[n]), 1) / 1e9) if n > 1 else 1.0
+        machine = statistics.median(machine_runs[n]) if n > 1 else 1.0
         machine_bound = min(machine, ideal) if ideal is not None else machine
         rows.append(
             Row(

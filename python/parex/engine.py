@@ -187,14 +187,14 @@ class Engine:
         state: State,
         *,
         copies: int | None = None,
-    ) -> int:
+    ) -> tuple[int, int]:
         """
-        Executes ``copies`` copies of the block at once (default: ``threads``) on the
-        sequential executor, one thread each, and returns the wall time of that run in
-        nanoseconds. ``copies`` times one :meth:`execute_sequential`'s ``execution_ns``, over
-        this, is what the machine gives independent blocks: the bound ``parex bench`` reports
-        as ``machine_speedup``. Decoding, recovery and a warm-up run per thread come first and
-        are not timed.
+        Executes copies of the block on the sequential executor, one thread each: one copy
+        alone, then ``copies`` of them at once (default: ``threads``). Returns both wall times
+        in nanoseconds, ``(alone, together)``, taken back to back on the same warm threads.
+        ``copies * alone / together`` is what the machine gives independent blocks: the bound
+        ``parex bench`` reports as ``machine_speedup``. Decoding, recovery and a warm-up run
+        per thread come first and are not timed.
         """
         return _core.execute_copies(
             block_env,

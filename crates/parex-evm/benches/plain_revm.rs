@@ -143,7 +143,7 @@ fn main() {
     let mut seq_times = Vec::new();
     let mut par_times = Vec::new();
     let mut par1_times = Vec::new();
-    let mut copies_times = Vec::new();
+    let mut machine_speedups: Vec<f64> = Vec::new();
     let mut gas = 0u64;
     // PAREX_BENCH_ONLY=revm|bundle|sequential|parallel|parallel1|machine runs only that
     // executor (for profiling); `machine` is the sequential executor on as many copies of the
@@ -164,8 +164,8 @@ fn main() {
         let par1 = runs("parallel1").then(|| timed(&mut par1_times, || ours(&parallel1)));
         if runs("machine") {
             let copies = NonZeroUsize::new(parallel_threads).unwrap_or(NonZeroUsize::MIN);
-            let nanos = execute_copies(&prepared, &state, copies).expect("valid");
-            copies_times.push(Duration::from_nanos(nanos));
+            let timing = execute_copies(&prepared, &state, copies).expect("valid");
+            machine_speedups.push(timing.speedup());
         }
 
         let measured = [
@@ -218,11 +218,10 @@ fn main() {
             );
         }
     }
-    if let (Some(copies), Some(s)) = (median(copies_times), s) {
+    machine_speedups.sort_by(f64::total_cmp);
+    if let Some(machine) = machine_speedups.get(machine_speedups.len() / 2) {
         println!(
-            "machine: {parallel_threads} sequential copies at once {:.2} ms: throughput {:.2}x",
-            copies.as_secs_f64() * 1e3,
-            parallel_threads as f64 * s.as_secs_f64() / copies.as_secs_f64()
+            "machine: {parallel_threads} sequential copies at once against one alone: {machine:.2}x"
         );
     }
     if let (Some(r), Some(s)) = (r, s) {

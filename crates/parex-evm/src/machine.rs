@@ -16,23 +16,41 @@ use std::num::NonZeroUsize;
 use std::sync::Barrier;
 use std::time::Instant;
 
-/// Executes `copies` copies of `prepared` at once with the sequential executor, one thread
-/// each, and returns the wall time of that run in nanoseconds: from the moment the first copy
-/// starts to the moment the last one finishes.
+/// What [`execute_copies`] measured, back to back on the same warm threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopiesTiming {
+    /// One copy alone, the other threads waiting, in nanoseconds.
+    pub alone_nanos: u64,
+    /// Every copy at once, from the first start to the last finish, in nanoseconds.
+    pub together_nanos: u64,
+    pub copies: usize,
+}
+
+impl CopiesTiming {
+    /// The throughput the copies reached together against one alone: `copies` times the
+    /// time alone over the time together.
+    pub fn speedup(&self) -> f64 {
+        self.copies as f64 * self.alone_nanos as f64 / self.together_nanos.max(1) as f64
+    }
+}
+
+/// Executes `copies` copies of `prepared` with the sequential executor, one thread each: once
+/// one copy alone, then every copy at once, and times both runs.
 ///
-/// `copies` times one copy's time alone, over this, is the throughput the machine gives
-/// independent blocks: the speedup a parallel executor would reach if its transactions shared
-/// nothing. The copies share no written memory: each thread runs its own deep copy of the
-/// block (the transactions' calldata included, whose reference counts each run increments)
-/// over its own overlay and code cache, and the pre-block state is only read. Each thread runs
-/// its copy once before the timed run, so that its thread-local memory is faulted in and warm,
-/// as the calling thread's is for the sequential runs it is compared with. Decoding and sender
-/// recovery are not timed (they are done once, before).
+/// [`CopiesTiming::speedup`] is the throughput the machine gives independent blocks: the
+/// speedup a parallel executor would reach if its transactions shared nothing. The two runs
+/// are back to back on the same threads, so that a host whose speed drifts between runs
+/// (a shared VM) gives both the same speed. The copies share no written memory: each thread
+/// runs its own deep copy of the block (the transactions' calldata included, whose reference
+/// counts each run increments) over its own overlay and code cache, and the pre-block state
+/// is only read. Each thread runs its copy once before, untimed, so that its thread-local
+/// memory is faulted in and warm. Decoding and sender recovery are not timed (the caller did
+/// them once, before).
 pub fn execute_copies<S: StateViewRef>(
     prepared: &PreparedBlock,
     state: &S,
     copies: NonZeroUsize,
-) -> Result<u64, BlockError> {
+) -> Result<CopiesTiming, BlockError> {
     let config = ExecConfig {
         executor: ExecutorKind::Sequential,
         threads: 1,
@@ -40,19 +58,27 @@ pub fn execute_copies<S: StateViewRef>(
     };
     let copies = copies.get();
     let barrier = Barrier::new(copies);
-    let runs: Vec<Result<(Instant, Instant), BlockError>> = std::thread::scope(|scope| {
+    type Run = Result<(Option<u64>, Instant, Instant), BlockError>;
+    let runs: Vec<Run> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..copies)
-            .map(|_| {
+            .map(|copy| {
                 let (barrier, config) = (&barrier, &config);
                 scope.spawn(move || {
                     let own = deep_copy(prepared);
-                    // Every thread reaches the barrier, even after a failed warm-up.
+                    // Every thread reaches both barriers, even after a failed run.
                     let warm = execute_prepared(&own, state, config);
                     barrier.wait();
+                    let alone = (copy == 0 && warm.is_ok()).then(|| {
+                        let started = Instant::now();
+                        let run = execute_prepared(&own, state, config);
+                        run.map(|_| started.elapsed().as_nanos() as u64)
+                    });
+                    barrier.wait();
                     warm?;
+                    let alone = alone.transpose()?;
                     let started = Instant::now();
                     execute_prepared(&own, state, config)?;
-                    Ok((started, Instant::now()))
+                    Ok((alone, started, Instant::now()))
                 })
             })
             .collect();
@@ -65,15 +91,21 @@ pub fn execute_copies<S: StateViewRef>(
             })
             .collect()
     });
+    let mut alone_nanos = None;
     let mut first_start: Option<Instant> = None;
     let mut last_end: Option<Instant> = None;
     for run in runs {
-        let (started, ended) = run?;
+        let (alone, started, ended) = run?;
+        alone_nanos = alone_nanos.or(alone);
         first_start = Some(first_start.map_or(started, |s| s.min(started)));
         last_end = Some(last_end.map_or(ended, |e| e.max(ended)));
     }
-    match (first_start, last_end) {
-        (Some(started), Some(ended)) => Ok(ended.duration_since(started).as_nanos() as u64),
+    match (alone_nanos, first_start, last_end) {
+        (Some(alone_nanos), Some(started), Some(ended)) => Ok(CopiesTiming {
+            alone_nanos,
+            together_nanos: ended.duration_since(started).as_nanos() as u64,
+            copies,
+        }),
         _ => Err(BlockError::State("no copy ran".into())),
     }
 }
@@ -127,7 +159,10 @@ mod tests {
         let (env, txs, state) = transfers(8);
         let prepared = PreparedBlock::new(&env, &txs, 1).expect("prepare");
         let copies = NonZeroUsize::new(3).expect("3");
-        assert!(execute_copies(&prepared, &state, copies).expect("copies") > 0);
+        let timing = execute_copies(&prepared, &state, copies).expect("copies");
+        assert_eq!(timing.copies, 3);
+        assert!(timing.alone_nanos > 0 && timing.together_nanos > 0);
+        assert!(timing.speedup() > 0.0);
     }
 
     #[test]

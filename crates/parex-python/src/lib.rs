@@ -183,11 +183,11 @@ fn execute(
     }
 }
 
-/// Executes `copies` copies of the block at once with the sequential executor, one thread
-/// each, and returns the wall time of that run in nanoseconds (decoding, sender recovery and
-/// a warm-up run per thread come before and are not timed). `copies` times one sequential
-/// run's `execution_ns`, over this, is the throughput the machine gives independent blocks:
-/// the bound that `parex bench` reports as `machine_speedup`.
+/// Executes copies of the block with the sequential executor, one thread each: one copy
+/// alone, then `copies` at once. Returns both wall times in nanoseconds, `(alone, together)`
+/// (decoding, sender recovery and a warm-up run per thread come before and are not timed).
+/// `copies * alone / together` is the throughput the machine gives independent blocks: the
+/// bound that `parex bench` reports as `machine_speedup`.
 #[pyfunction]
 #[pyo3(signature = (env, transactions, state, *, copies, **fields))]
 fn execute_copies(
@@ -197,7 +197,7 @@ fn execute_copies(
     state: &Bound<'_, state::State>,
     copies: &Bound<'_, PyAny>,
     fields: Option<&Bound<'_, PyDict>>,
-) -> PyResult<u64> {
+) -> PyResult<(u64, u64)> {
     let env = block_env(env, fields)?;
     let copies = match threads_arg(copies) {
         Ok(copies) => NonZeroUsize::new(copies).unwrap_or(NonZeroUsize::MIN),
@@ -217,7 +217,7 @@ fn execute_copies(
         }))
     });
     match outcome {
-        Ok(Ok(nanos)) => Ok(nanos),
+        Ok(Ok(timing)) => Ok((timing.alone_nanos, timing.together_nanos)),
         Ok(Err(err)) => Err(errors::block_error(py, &err)),
         Err(payload) => Err(errors::panic_error("block execution", &*payload)),
     }
