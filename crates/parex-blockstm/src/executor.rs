@@ -488,9 +488,10 @@ pub fn execute_parallel_in<T: BlockTask>(
     memory.reset(num_txns);
     memory.hot_conflicts = options.hot_conflicts.unwrap_or(HOT_CONFLICTS);
     let memory = &*memory;
+    let workers = threads.get().min(num_txns.max(1));
     let block = Block {
         task,
-        scheduler: Scheduler::for_workers(num_txns, threads.get().min(num_txns.max(1))),
+        scheduler: Scheduler::for_workers(num_txns, workers),
         memory,
         outputs: (0..num_txns).map(|_| CacheLine(Mutex::new(None))).collect(),
         nanos: (0..if options.trace { num_txns } else { 0 })
@@ -500,7 +501,6 @@ pub fn execute_parallel_in<T: BlockTask>(
         counts: Mutex::new(Counts::default()),
         fatal: Mutex::new(None),
     };
-    let workers = threads.get().min(num_txns.max(1));
     let barrier = Barrier::new(workers);
     let mut shares = Vec::with_capacity(workers);
     std::thread::scope(|scope| {

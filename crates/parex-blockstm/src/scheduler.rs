@@ -631,15 +631,15 @@ mod tests {
         assert!(s.done());
     }
 
-    /// The run-ahead of transaction 2 that transaction 0's incarnation 0 hints.
-    fn ahead_of_0() -> Option<RunAhead> {
-        Some(RunAhead {
+    /// The run-ahead of `successor` that transaction 0's incarnation 0 hints.
+    fn ahead_of_0(successor: TxnIndex) -> RunAhead {
+        RunAhead {
             source: Version {
                 txn_idx: 0,
                 incarnation: 0,
             },
-            successor: 2,
-        })
+            successor,
+        }
     }
 
     #[test]
@@ -652,12 +652,12 @@ mod tests {
         assert_eq!(next_execution(&s), version(0));
         // A ready validation comes before the run-ahead, which the worker keeps.
         assert_eq!(
-            s.finish_execution_then(0, 0, true, ahead_of_0()),
+            s.finish_execution_then(0, 0, true, Some(ahead_of_0(2))),
             Some(Task::Validation(version(0)))
         );
         // I21: then transaction 2 runs, ahead of the execution index (at 1).
         assert_eq!(
-            s.finish_validation_then(0, false, ahead_of_0()),
+            s.finish_validation_then(0, false, Some(ahead_of_0(2))),
             Some(Task::Execution(version(2)))
         );
         assert_eq!(s.ahead_runs(), 1);
@@ -693,8 +693,9 @@ mod tests {
     fn run_2_ahead() -> Scheduler {
         let s = Scheduler::for_workers(4, 2);
         assert_eq!(next_execution(&s).txn_idx, 0);
-        s.finish_execution_then(0, 0, true, ahead_of_0());
-        let Some(Task::Execution(ahead)) = s.finish_validation_then(0, false, ahead_of_0()) else {
+        s.finish_execution_then(0, 0, true, Some(ahead_of_0(2)));
+        let Some(Task::Execution(ahead)) = s.finish_validation_then(0, false, Some(ahead_of_0(2)))
+        else {
             panic!("expected the run-ahead")
         };
         assert_eq!(ahead.txn_idx, 2);
@@ -706,16 +707,12 @@ mod tests {
     fn only_dense_chains_run_ahead() {
         // Two workers: a chain runs ahead while its successors are at most 3 apart on average.
         let s = Scheduler::for_workers(8, 2);
-        let at = |successor| RunAhead {
-            successor,
-            ..ahead_of_0().unwrap()
-        };
-        assert!(s.chain_is_dense(&at(2)));
-        assert!(!s.chain_is_dense(&at(6)), "mean 4");
-        assert!(!s.chain_is_dense(&at(2)), "mean 3.3");
-        assert!(s.chain_is_dense(&at(2)), "mean 3");
-        assert!(!Scheduler::for_workers(8, 2).chain_is_dense(&at(4)));
-        assert!(Scheduler::for_workers(8, 4).chain_is_dense(&at(4)));
+        assert!(s.chain_is_dense(&ahead_of_0(2)));
+        assert!(!s.chain_is_dense(&ahead_of_0(6)), "mean 4");
+        assert!(!s.chain_is_dense(&ahead_of_0(2)), "mean 3.3");
+        assert!(s.chain_is_dense(&ahead_of_0(2)), "mean 3");
+        assert!(!Scheduler::for_workers(8, 2).chain_is_dense(&ahead_of_0(4)));
+        assert!(Scheduler::for_workers(8, 4).chain_is_dense(&ahead_of_0(4)));
     }
 
     #[test]
@@ -738,7 +735,7 @@ mod tests {
             let s = Scheduler::for_workers(4, 2);
             s.ahead_runs.store(runs, Relaxed);
             s.ahead_failures.store(failures, Relaxed);
-            s.try_run_ahead(ahead_of_0().unwrap()).is_none()
+            s.try_run_ahead(ahead_of_0(2)).is_none()
         };
         // I21: the first AHEAD_FREE_FAILURES failures are free, however few the runs.
         assert!(!refuses(3, 3));
@@ -756,20 +753,14 @@ mod tests {
         s.finish_execution(0, 0, true);
         for attempt in 0..AHEAD_FREE_FAILURES {
             let successor = 2 + attempt;
-            let ahead = RunAhead {
-                successor,
-                ..ahead_of_0().unwrap()
-            };
-            let version = s.try_run_ahead(ahead).expect("still within the allowance");
+            let version = s
+                .try_run_ahead(ahead_of_0(successor))
+                .expect("still within the allowance");
             s.finish_execution(version.txn_idx, version.incarnation, true);
             assert!(s.try_validation_abort(successor, version.incarnation));
         }
         assert_eq!((s.ahead_runs(), s.ahead_failures()), (4, 4));
-        let ahead = RunAhead {
-            successor: 6,
-            ..ahead_of_0().unwrap()
-        };
-        assert_eq!(s.try_run_ahead(ahead), None);
+        assert_eq!(s.try_run_ahead(ahead_of_0(6)), None);
         assert_eq!(
             s.status(6),
             (0, Status::ReadyToExecute),

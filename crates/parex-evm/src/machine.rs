@@ -3,7 +3,8 @@
 //! The dependency-graph bound ([`parex_blockstm::ideal_speedup`]) assumes that `n` cores run
 //! `n` times the work of one. Cores that share caches, memory bandwidth or a host with other
 //! tenants do not: on the 2-vCPU VM of docs/benchmarks.md, two *independent* sequential
-//! executions of one memory-heavy block at once took 1.15-1.3 times as long as one alone.
+//! executions of the plain-revm bench's block at once took 1.1-1.3 times as long as one alone
+//! (medians of paired rounds), and how much depends on the block.
 //! [`execute_copies`] measures that ceiling on the block itself, so that a benchmark can say
 //! how much of a parallel run's shortfall is the engine's and how much the machine's.
 

@@ -17,8 +17,8 @@ pub struct ExecStats {
     /// that stopped on a lower transaction which had read it and not finished executing: they
     /// waited for it in place, or suspended.
     pub contended_waits: u64,
-    /// Transactions run ahead of the execution index, next after a write of a contended key
-    /// by the transaction before them on the same contract (the successor hint).
+    /// Transactions run ahead of the execution index, next after a write of a hot key by the
+    /// transaction before them on the same contract (the successor hint).
     pub ahead_runs: u64,
     /// Run-ahead incarnations thrown away (aborted by validation or suspended on a read).
     pub ahead_failures: u64,

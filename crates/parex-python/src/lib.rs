@@ -120,14 +120,16 @@ fn block_env(
 }
 
 pub(crate) fn threads_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
-    let threads: usize = uint_arg("threads", value)?;
-    if threads == 0 {
-        return Err(bad("threads", "must be at least 1"));
+    count_arg("threads", value).map(NonZeroUsize::get)
+}
+
+/// A count of threads (workers, copies): from 1 to [`MAX_THREADS`].
+fn count_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<NonZeroUsize> {
+    let count: usize = uint_arg(name, value)?;
+    if count > MAX_THREADS {
+        return Err(bad(name, format!("must be at most {MAX_THREADS}")));
     }
-    if threads > MAX_THREADS {
-        return Err(bad("threads", format!("must be at most {MAX_THREADS}")));
-    }
-    Ok(threads)
+    NonZeroUsize::new(count).ok_or_else(|| bad(name, "must be at least 1"))
 }
 
 /// Executes one block of raw EIP-2718 transactions against `state` (which is not modified;
@@ -199,15 +201,7 @@ fn execute_copies(
     fields: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<(u64, u64)> {
     let env = block_env(env, fields)?;
-    let copies = match threads_arg(copies) {
-        Ok(copies) => NonZeroUsize::new(copies).unwrap_or(NonZeroUsize::MIN),
-        Err(_) => {
-            return Err(bad(
-                "copies",
-                format!("must be an int between 1 and {MAX_THREADS}"),
-            ))
-        }
-    };
+    let copies = count_arg("copies", copies)?;
     let transactions = transactions_arg(transactions)?;
     let pre_state = Arc::clone(&state.borrow().inner);
     let outcome = py.detach(move || {
