@@ -914,3 +914,88 @@ fn materialize<T: BlockTask>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Memory = MvMemory<u8, u64, u64>;
+
+    /// Records `version` of a transaction that read `key` from pre-block state and then wrote
+    /// it: the read-then-write pattern a contention marker orders.
+    fn record_read_then_write(memory: &Memory, version: Version, key: u8) -> Recorded {
+        let mut reads = ReadSet::default();
+        reads.push(key, ReadOrigin::Base);
+        memory.record(version, &mut reads, vec![(key, WriteOp::Write(Some(7)))])
+    }
+
+    fn version(txn_idx: TxnIndex, incarnation: u32) -> Version {
+        Version {
+            txn_idx,
+            incarnation,
+        }
+    }
+
+    /// I21's trigger: a key is hot from its `HOT_CONFLICTS`th conflict on, and only a write of
+    /// a key that the same transaction read (stale) counts one.
+    #[test]
+    fn a_key_turns_hot_at_its_hot_conflicts_th_failed_read_then_write() {
+        let mut memory = Memory::default();
+        memory.reset(2);
+        // Transaction 0 writes key 1, so transaction 1's read of it from pre-block state is
+        // stale every time it is validated.
+        memory.record(
+            version(0, 0),
+            &mut ReadSet::default(),
+            vec![(1, WriteOp::Write(Some(1)))],
+        );
+        for incarnation in 0..HOT_CONFLICTS {
+            let recorded = record_read_then_write(&memory, version(1, incarnation), 1);
+            assert!(!recorded.wrote_hot, "hot after {incarnation} conflicts");
+            assert!(!memory.validate_read_set(1));
+            memory.convert_writes_to_estimates(1);
+        }
+        let recorded = record_read_then_write(&memory, version(1, HOT_CONFLICTS), 1);
+        assert!(
+            recorded.wrote_hot,
+            "not hot after {HOT_CONFLICTS} conflicts"
+        );
+
+        // A stale read of a key the transaction did not write is no conflict of any key.
+        memory.reset(2);
+        memory.record(
+            version(0, 0),
+            &mut ReadSet::default(),
+            vec![(1, WriteOp::Write(Some(1)))],
+        );
+        for incarnation in 0..=HOT_CONFLICTS {
+            let mut reads = ReadSet::default();
+            reads.push(1, ReadOrigin::Base);
+            let recorded = memory.record(
+                version(1, incarnation),
+                &mut reads,
+                vec![(2, WriteOp::Write(Some(7)))],
+            );
+            assert!(!recorded.wrote_hot);
+            assert!(!memory.validate_read_set(1));
+            memory.convert_writes_to_estimates(1);
+        }
+    }
+
+    /// The threshold is the block's option: at 0 every written key is hot from its first write.
+    #[test]
+    fn at_a_threshold_of_zero_every_write_is_hot() {
+        let mut memory = Memory {
+            hot_conflicts: 0,
+            ..Memory::default()
+        };
+        memory.reset(1);
+        let recorded = memory.record(
+            version(0, 0),
+            &mut ReadSet::default(),
+            vec![(3, WriteOp::Delta(1))],
+        );
+        assert!(recorded.wrote_hot);
+        assert!(recorded.wrote_new_location);
+    }
+}
