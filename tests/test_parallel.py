@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 
+import pytest
 from conftest import universe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -178,3 +182,17 @@ def test_forked_child_executes_in_parallel() -> None:
         raise AssertionError("the forked child hung on the parent's worker pool")
     assert child.exitcode == 0
     assert receive.recv() is True
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_default_workers_follow_the_cpus_the_process_may_run_on() -> None:
+    """A node pinned to one core (taskset, a container's cpuset) starts one worker by default,
+    not one per core of the machine, and the bench's default thread counts follow suit."""
+    script = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
+        "from parex import Engine; from parex.bench import default_threads;"
+        "print(Engine().threads, *default_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "1", "2"]
+    assert Engine().threads == len(os.sched_getaffinity(0))

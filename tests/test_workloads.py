@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from parex import Engine
 from parex.contracts import decode_words, encode_call, selector
+from parex.engine import available_cpus
 from parex.workloads import WORKLOADS, amm, erc20, transfer
+
 
 def run(workload_name: str, txs: int, conflict: int, seed: int = 1):  # type: ignore[no-untyped-def]
     w = WORKLOADS[workload_name](txs, conflict, seed)
@@ -82,7 +82,7 @@ def test_abi_helpers() -> None:
         encode_call("transfer(address,uint256)", b"\x00" * 20)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a hot chain needs two workers running at once")
+@pytest.mark.skipif(available_cpus() < 2, reason="a hot chain needs two workers running at once")
 def test_amm_hot_chain_runs_ahead_and_changes_nothing() -> None:
     # Half the swaps on one pair: once the pair's reserves are hot, the worker that wrote them
     # runs the next swap on the pair ahead of the execution index (I21). Results must not move.

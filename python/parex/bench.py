@@ -33,13 +33,12 @@ that recovery's easy speedup never hides the engine's.
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 from ._core import BlockResult
-from .engine import Engine, fastest
+from .engine import Engine, available_cpus, fastest
 from .workloads import WORKLOADS, Workload
 
 DEFAULT_WORKLOADS = ("transfer", "erc20", "amm")
@@ -50,9 +49,8 @@ TRACE_RUNS = 3
 
 
 def default_threads() -> list[int]:
-    """1, 2 and, when larger, the number of CPUs."""
-    cpus = os.cpu_count() or 1
-    return sorted({1, 2, cpus})
+    """1, 2 and, when larger, the number of CPUs this process may run on."""
+    return sorted({1, 2, available_cpus()})
 
 
 @dataclass(frozen=True, slots=True)

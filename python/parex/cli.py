@@ -128,7 +128,7 @@ def _table(rows: list[bench.Row]) -> Table:
 )
 @click.option(
     "--threads", "-t", "threads", multiple=True, type=int, callback=_positive,
-    help="Worker threads (repeatable). Default: 1, 2 and the number of CPUs.",
+    help="Worker threads (repeatable). Default: 1, 2 and the CPUs this process may run on.",
 )
 @click.option(
     "--txs", "-n", type=int, default=bench.DEFAULT_TXS, show_default=True,
@@ -241,7 +241,7 @@ def _replay_table(report: replay.Report) -> Table:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--threads", "-t", type=int, default=None, callback=_positive,
-    help="Block-STM worker threads. Default: the number of CPUs.",
+    help="Block-STM worker threads. Default: one per CPU this process may run on.",
 )
 @click.option(
     "--repeat", "-r", type=int, default=replay.DEFAULT_REPEAT, show_default=True,
@@ -382,7 +382,7 @@ def _print_conformance(report: conformance.Report, out: Console) -> None:
 )
 @click.option(
     "--threads", "-t", type=int, default=None, callback=_positive,
-    help="Block-STM worker threads. Default: the number of CPUs.",
+    help="Block-STM worker threads. Default: one per CPU this process may run on.",
 )
 @click.option(
     "--fork", "-f", "forks", multiple=True,

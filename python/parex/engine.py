@@ -86,9 +86,17 @@ class BlockEnv:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def default_threads() -> int:
-    """One Block-STM worker per CPU."""
+def available_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (a cpuset, ``taskset``), not the
+    machine's count, so that a node in a container starts no more workers than it has cores."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
     return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """One Block-STM worker per CPU this process may run on."""
+    return available_cpus()
 
 
 def _check_threads(threads: object) -> int:
