@@ -152,17 +152,57 @@ def test_execute_copies_times_copies_and_checks_its_block() -> None:
     ``execute`` does, naming the transaction; a bad copy count names the argument."""
     w = workloads.erc20(txs=40, conflict=50, seed=3)
     engine = Engine(threads=2)
+    block = engine.prepare(w.block_env, w.transactions)
     for copies in (None, 1, 3):
-        alone, together = engine.execute_copies(
-            w.block_env, w.transactions, w.pre_state, copies=copies
-        )
+        alone, together = engine.execute_copies(block, w.pre_state, copies=copies)
         assert alone > 0 and together > 0
     with pytest.raises(parex.InvalidTransaction) as raised:
-        engine.execute_copies(w.block_env, w.transactions, State(), copies=2)
+        engine.execute_copies(block, State(), copies=2)
     assert raised.value.index == 0
     for bad in (0, -1, 2.0, "2", 10**6):
         with pytest.raises(ValueError, match="copies"):
-            _core.execute_copies(None, [], State(), copies=bad)  # type: ignore[arg-type]
+            _core.execute_copies(block, State(), copies=bad)  # type: ignore[arg-type]
+
+
+def test_a_prepared_block_executes_as_its_transactions_do() -> None:
+    """Recovered once, a block runs any number of times, on either executor and on any
+    state, with the result ``execute`` gives; only the recovery time is left out."""
+    w = workloads.amm(txs=60, conflict=50, seed=5)
+    engine = Engine(threads=2, sequential_rule=False)
+    block = engine.prepare(w.block_env, w.transactions)
+    direct = engine.execute(w.block_env, w.transactions, w.pre_state)
+    assert len(block) == 60 and block.recovery_ns > 0
+    assert block.senders == direct.senders and block.tx_hashes == direct.tx_hashes
+    fork = _core.parse_fork(w.block_env.fork)
+    assert repr(block) == f"PreparedBlock(number={w.block_env.number}, transactions=60, fork={fork})"
+    for sequential in (False, True, False):
+        result = engine.execute_prepared(block, w.pre_state, sequential=sequential)
+        assert result.same_outcome(direct) and result.digest() == direct.digest()
+        assert result.recovery_ns == 0 and result.execution_ns > 0
+        assert result.stats["threads"] == (1 if sequential else 2)
+    traced = engine.execute_prepared(block, w.pre_state, trace=True, trace_runs=2)
+    assert traced.ideal_speedup is not None and traced.tx_nanos is not None
+    # Another state: the same prepared block, checked against it.
+    with pytest.raises(parex.InvalidTransaction) as raised:
+        engine.execute_prepared(block, State())
+    assert raised.value.index == 0
+    with pytest.raises(ValueError, match="trace_runs"):
+        _core.execute_prepared(block, w.pre_state, trace=True, trace_runs=0)
+    with pytest.raises(TypeError):
+        _core.execute_prepared(w.transactions, w.pre_state)  # type: ignore[arg-type]
+
+
+def test_prepare_names_what_does_not_decode_or_recover() -> None:
+    w = workloads.transfer(txs=4, conflict=0, seed=1)
+    txs = list(w.transactions)
+    with pytest.raises(parex.DecodeError) as decoded:
+        _core.prepare(w.block_env, [txs[0], b"\x02\xc0", txs[2]])
+    assert decoded.value.index == 1
+    for bad in (0, -1, "2"):
+        with pytest.raises(ValueError, match="threads"):
+            _core.prepare(w.block_env, txs, threads=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="env.gas_limit"):
+        _core.prepare(w.block_env, txs, gas_limit=-1)
 
 
 def test_env_as_mapping_object_and_kwargs() -> None:

@@ -9,6 +9,8 @@ __all__ = [
     "blob_params",
     "execute",
     "execute_copies",
+    "execute_prepared",
+    "prepare",
     "fork_at",
     "import_block",
     "parse_fork",
@@ -43,6 +45,7 @@ __all__ = [
     "TransactionError",
     "AccountChange",
     "BlockResult",
+    "PreparedBlock",
     "Header",
     "ImportedBlock",
     "Log",
@@ -143,6 +146,16 @@ class AccountChange:
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
+class PreparedBlock:
+    def __len__(self) -> int: ...
+    @property
+    def recovery_ns(self) -> int: ...
+    @property
+    def senders(self) -> list[bytes]: ...
+    @property
+    def tx_hashes(self) -> list[bytes]: ...
+
+@final
 class BlockResult:
     @property
     def receipts(self) -> list[Receipt]: ...
@@ -205,14 +218,24 @@ def execute(
     sequential_rule: bool = False,
     **fields: Any,
 ) -> BlockResult: ...
-def execute_copies(
+def prepare(
     env: Mapping[str, Any] | object | None,
     transactions: Iterable[bytes | bytearray],
+    *,
+    threads: int | None = None,
+    **fields: Any,
+) -> PreparedBlock: ...
+def execute_prepared(
+    block: PreparedBlock,
     state: State,
     *,
-    copies: int,
-    **fields: Any,
-) -> tuple[int, int]: ...
+    threads: int | None = None,
+    sequential: bool = False,
+    trace: bool = False,
+    trace_runs: int = 1,
+    sequential_rule: bool = False,
+) -> BlockResult: ...
+def execute_copies(block: PreparedBlock, state: State, *, copies: int) -> tuple[int, int]: ...
 def address_of(secret: bytes | bytearray) -> bytes: ...
 def sign_transactions(
     chain_id: int,

@@ -1,7 +1,8 @@
 """
 The benchmark: sequential against parallel on the same block, verified identical.
 
-For each workload and conflict level the block is built once. Then:
+For each workload and conflict level the block is built once, and decoded and recovered once
+(``Engine.prepare``): every run below executes that prepared block. Then:
 
 1. one traced sequential execution (``trace=True``, ``trace_runs=TRACE_RUNS``: the block
    runs that many times and each transaction's time is its least over them, so that one
@@ -12,7 +13,9 @@ For each workload and conflict level the block is built once. Then:
    is not timed), then one parallel run at every thread count, each checked against the
    sequential result with ``same_outcome`` *and* equal digests, and, at every thread count
    above one, the machine's own bound (``Engine.execute_copies``): one copy of the block
-   alone on the sequential executor, then that many copies at once, one thread each.
+   alone on the sequential executor, then that many copies at once, one thread each;
+3. recovery, timed apart: the block prepared ``RECOVERY_RUNS`` times on one thread and on
+   every thread count, the least time of each.
 
 The machine bound: ``machine_speedup`` is ``threads`` times the time of one copy alone over
 the time of ``threads`` independent copies at once, the median over the rounds (each round's
@@ -44,8 +47,9 @@ from .workloads import WORKLOADS, Workload
 DEFAULT_WORKLOADS = ("transfer", "erc20", "amm")
 DEFAULT_CONFLICTS = (0, 20, 50)
 DEFAULT_TXS = 10_000
-DEFAULT_REPEAT = 5
+DEFAULT_REPEAT = 9
 TRACE_RUNS = 3
+RECOVERY_RUNS = 3
 
 
 def default_threads() -> list[int]:
@@ -109,8 +113,12 @@ def measure(
         raise ValueError(f"repeat: must be at least 1, got {repeat}")
     env, txs, state = workload.block_env, workload.transactions, workload.pre_state
     reference = Engine(threads=1)
+    block = reference.prepare(env, txs)
+    tick()
 
-    traced = reference.execute_sequential(env, txs, state, trace=True, trace_runs=TRACE_RUNS)
+    traced = reference.execute_prepared(
+        block, state, sequential=True, trace=True, trace_runs=TRACE_RUNS
+    )
     tick()
     digest = traced.digest()
     # The benchmark measures Block-STM itself: no block takes the sequential rule.
@@ -119,15 +127,22 @@ def measure(
     parallel_runs: dict[int, list[BlockResult]] = {n: [] for n in threads}
     machine_runs: dict[int, list[float]] = {n: [] for n in engines if n > 1}
     for _ in range(repeat):
-        sequential_runs.append(reference.execute_sequential(env, txs, state))
+        sequential_runs.append(reference.execute_prepared(block, state, sequential=True))
         tick()
         for n, engine in engines.items():
-            parallel_runs[n].append(engine.execute(env, txs, state))
+            parallel_runs[n].append(engine.execute_prepared(block, state))
             tick()
         for n, ratios in machine_runs.items():
-            alone, together = reference.execute_copies(env, txs, state, copies=n)
+            alone, together = reference.execute_copies(block, state, copies=n)
             ratios.append(n * alone / max(together, 1))
             tick()
+    recovery_ns: dict[int, int] = {}
+    for n in sorted({1, *engines}):
+        times = []
+        for _ in range(RECOVERY_RUNS):
+            times.append(Engine(threads=n).prepare(env, txs).recovery_ns)
+            tick()
+        recovery_ns[n] = min(times)
     sequential = fastest(sequential_runs)
     identical = all(
         r.same_outcome(traced) and r.digest() == digest for r in sequential_runs
@@ -142,8 +157,8 @@ def measure(
         seq_s = sequential.execution_ns / 1e9
         par_s = max(parallel.execution_ns, 1) / 1e9
         speedup = seq_s / par_s
-        seq_recovery_s = min(r.recovery_ns for r in sequential_runs) / 1e9
-        par_recovery_s = min(r.recovery_ns for r in runs) / 1e9
+        seq_recovery_s = recovery_ns[1] / 1e9
+        par_recovery_s = recovery_ns[n] / 1e9
         ideal = traced.ideal_speedup
         reachable = min(float(n), ideal) if ideal is not None else None
         machine = statistics.median(machine_runs[n]) if n > 1 else 1.0
@@ -178,7 +193,8 @@ def measure(
 def runs_per_workload(threads: Sequence[int], repeat: int) -> int:
     """How many times ``measure`` calls ``tick``."""
     counts = set(threads)
-    return 1 + repeat + len(counts) * repeat + len(counts - {1}) * repeat
+    recoveries = len(counts | {1}) * RECOVERY_RUNS
+    return 2 + repeat + len(counts) * repeat + len(counts - {1}) * repeat + recoveries
 
 
 def run(

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from . import _core
-from ._core import BlockResult, Header, ImportedBlock, State
+from ._core import BlockResult, Header, ImportedBlock, PreparedBlock, State
 
 Address: TypeAlias = bytes
 """20 bytes."""
@@ -188,27 +188,58 @@ class Engine:
             trace_runs=_check_trace_runs(trace_runs),
         )
 
-    def execute_copies(
+    def prepare(self, block_env: BlockEnv, transactions: Sequence[bytes]) -> PreparedBlock:
+        """
+        Decodes ``transactions`` and recovers their senders on this engine's threads, once:
+        :meth:`execute_prepared` and :meth:`execute_copies` then run the block without
+        recovering it again. ``block.recovery_ns`` says how long that took. Raises as
+        :meth:`execute` does for a transaction that does not decode or recover.
+        """
+        return _core.prepare(block_env, transactions, threads=self.threads)
+
+    def execute_prepared(
         self,
-        block_env: BlockEnv,
-        transactions: Sequence[bytes],
+        block: PreparedBlock,
         state: State,
         *,
-        copies: int | None = None,
+        sequential: bool = False,
+        trace: bool = False,
+        trace_runs: int = 1,
+    ) -> BlockResult:
+        """
+        :meth:`execute` (or, with ``sequential=True``, :meth:`execute_sequential`) on a block
+        from :meth:`prepare`: the same result, with ``recovery_ns`` 0.
+        """
+        if sequential:
+            return _core.execute_prepared(
+                block,
+                state,
+                sequential=True,
+                trace=trace,
+                trace_runs=_check_trace_runs(trace_runs),
+            )
+        return _core.execute_prepared(
+            block,
+            state,
+            threads=self.threads,
+            trace=trace,
+            trace_runs=_check_trace_runs(trace_runs),
+            sequential_rule=self.sequential_rule,
+        )
+
+    def execute_copies(
+        self, block: PreparedBlock, state: State, *, copies: int | None = None
     ) -> tuple[int, int]:
         """
-        Executes copies of the block on the sequential executor, one thread each: one copy
-        alone, then ``copies`` of them at once (default: ``threads``). Returns both wall times
-        in nanoseconds, ``(alone, together)``, taken back to back on the same warm threads.
-        ``copies * alone / together`` is what the machine gives independent blocks: the bound
-        ``parex bench`` reports as ``machine_speedup``. Decoding, recovery and a warm-up run
-        per thread come first and are not timed.
+        Executes copies of a prepared block on the sequential executor, one thread each: one
+        copy alone, then ``copies`` of them at once (default: ``threads``). Returns both wall
+        times in nanoseconds, ``(alone, together)``, taken back to back on the same warm
+        threads. ``copies * alone / together`` is what the machine gives independent blocks:
+        the bound ``parex bench`` reports as ``machine_speedup``. A warm-up run per thread
+        comes first and is not timed.
         """
         return _core.execute_copies(
-            block_env,
-            transactions,
-            state,
-            copies=self.threads if copies is None else copies,
+            block, state, copies=self.threads if copies is None else copies
         )
 
     def import_block(

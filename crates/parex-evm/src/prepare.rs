@@ -156,6 +156,12 @@ impl PreparedBlock {
         &self.env
     }
 
+    /// Each transaction's recovered sender, in block order.
+    pub fn senders(&self) -> &[Address] {
+        &self.senders
+    }
+
+    /// Each transaction's hash, in block order.
     pub fn tx_hashes(&self) -> Vec<B256> {
         self.txs.iter().map(|t| t.hash).collect()
     }

@@ -15,7 +15,7 @@ mod state;
 
 use convert::{address_arg, b256_arg, bad, bytes_arg, transactions_arg, u256_arg, uint_arg};
 use parex_evm::machine::execute_copies as execute_copies_of;
-use parex_evm::{execute_block, ExecConfig, ExecutorKind, PreparedBlock};
+use parex_evm::{execute_block, ExecConfig, ExecutorKind};
 use parex_primitives::{Address, BlockEnv, Bytes, Fork, B256};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyMapping, PyString};
@@ -132,6 +132,48 @@ fn count_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<NonZeroUsize> {
     NonZeroUsize::new(count).ok_or_else(|| bad(name, "must be at least 1"))
 }
 
+/// The executor, threads and tracing of one call, checked.
+fn exec_config(
+    threads: Option<&Bound<'_, PyAny>>,
+    sequential: bool,
+    trace: bool,
+    trace_runs: u32,
+    sequential_rule: bool,
+) -> PyResult<ExecConfig> {
+    if trace_runs == 0 {
+        return Err(bad("trace_runs", "must be at least 1"));
+    }
+    let threads = match threads {
+        Some(t) => threads_arg(t)?,
+        None => 1,
+    };
+    Ok(ExecConfig {
+        executor: if sequential {
+            ExecutorKind::Sequential
+        } else {
+            ExecutorKind::Parallel
+        },
+        threads,
+        trace,
+        trace_runs,
+        sequential_rule,
+    })
+}
+
+/// Runs `work` with the GIL released; a block error becomes its Python exception, a panic
+/// a `ParexError` naming `what`.
+fn detached<T: Send>(
+    py: Python<'_>,
+    what: &str,
+    work: impl FnOnce() -> Result<T, parex_evm::BlockError> + Send,
+) -> PyResult<T> {
+    match py.detach(move || catch_unwind(AssertUnwindSafe(work))) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(errors::block_error(py, &err)),
+        Err(payload) => Err(errors::panic_error(what, &*payload)),
+    }
+}
+
 /// Executes one block of raw EIP-2718 transactions against `state` (which is not modified;
 /// apply the result with `state.apply(result)`). `sequential_rule=True` lets a block too
 /// small to gain from Block-STM run sequentially (`stats["sequential_rule"]` says why).
@@ -151,70 +193,143 @@ fn execute(
     fields: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<result::BlockResult> {
     let env = block_env(env, fields)?;
-    if trace_runs == 0 {
-        return Err(bad("trace_runs", "must be at least 1"));
+    let config = exec_config(threads, sequential, trace, trace_runs, sequential_rule)?;
+    let transactions = transactions_arg(transactions)?;
+    let pre_state = Arc::clone(&state.borrow().inner);
+    let result = detached(py, "block execution", move || {
+        execute_block(&env, &transactions, &*pre_state, &config)
+    })?;
+    Ok(result::BlockResult {
+        inner: Arc::new(result),
+    })
+}
+
+/// A block decoded and its senders recovered, ready to execute any number of times (see
+/// `prepare`). Immutable.
+#[pyclass(frozen, module = "parex")]
+pub struct PreparedBlock {
+    inner: Arc<parex_evm::PreparedBlock>,
+    recovery_ns: u64,
+}
+
+#[pymethods]
+impl PreparedBlock {
+    fn __len__(&self) -> usize {
+        self.inner.len()
     }
+
+    /// How long decoding and sender recovery took, in nanoseconds.
+    #[getter]
+    fn recovery_ns(&self) -> u64 {
+        self.recovery_ns
+    }
+
+    /// Each transaction's sender, in block order.
+    #[getter]
+    fn senders<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, pyo3::types::PyBytes>> {
+        self.inner
+            .senders()
+            .iter()
+            .map(|sender| convert::bytes_to_py(py, sender.as_slice()))
+            .collect()
+    }
+
+    /// Each transaction's hash, in block order.
+    #[getter]
+    fn tx_hashes<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, pyo3::types::PyBytes>> {
+        self.inner
+            .tx_hashes()
+            .iter()
+            .map(|hash| convert::bytes_to_py(py, hash.as_slice()))
+            .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PreparedBlock(number={}, transactions={}, fork={})",
+            self.inner.env().number,
+            self.inner.len(),
+            self.inner.env().fork.name()
+        )
+    }
+}
+
+/// Decodes a block of raw EIP-2718 transactions and recovers their senders on up to
+/// `threads` threads, once: `execute_prepared` and `execute_copies` then run it without
+/// recovering again (what a benchmark that runs one block many times needs). Raises as
+/// `execute` does for an envelope that does not decode or a signature that does not recover.
+#[pyfunction]
+#[pyo3(signature = (env, transactions, *, threads = None, **fields))]
+fn prepare(
+    py: Python<'_>,
+    env: Option<&Bound<'_, PyAny>>,
+    transactions: &Bound<'_, PyAny>,
+    threads: Option<&Bound<'_, PyAny>>,
+    fields: Option<&Bound<'_, PyDict>>,
+) -> PyResult<PreparedBlock> {
+    let env = block_env(env, fields)?;
     let threads = match threads {
         Some(t) => threads_arg(t)?,
         None => 1,
     };
     let transactions = transactions_arg(transactions)?;
-    let pre_state = Arc::clone(&state.borrow().inner);
-    let config = ExecConfig {
-        executor: if sequential {
-            ExecutorKind::Sequential
-        } else {
-            ExecutorKind::Parallel
-        },
-        threads,
-        trace,
-        trace_runs,
-        sequential_rule,
-    };
-    let outcome = py.detach(move || {
-        catch_unwind(AssertUnwindSafe(|| {
-            execute_block(&env, &transactions, &*pre_state, &config)
-        }))
-    });
-    match outcome {
-        Ok(Ok(result)) => Ok(result::BlockResult {
-            inner: Arc::new(result),
-        }),
-        Ok(Err(err)) => Err(errors::block_error(py, &err)),
-        Err(payload) => Err(errors::panic_error("block execution", &*payload)),
-    }
+    let (prepared, recovery_ns) = detached(py, "block preparation", move || {
+        let start = std::time::Instant::now();
+        let prepared = parex_evm::PreparedBlock::new(&env, &transactions, threads)?;
+        Ok((prepared, start.elapsed().as_nanos() as u64))
+    })?;
+    Ok(PreparedBlock {
+        inner: Arc::new(prepared),
+        recovery_ns,
+    })
 }
 
-/// Executes copies of the block with the sequential executor, one thread each: one copy
-/// alone, then `copies` at once. Returns both wall times in nanoseconds, `(alone, together)`
-/// (decoding, sender recovery and a warm-up run per thread come before and are not timed).
+/// `execute` on a prepared block: the same result, with `recovery_ns` 0 (the block was
+/// recovered by `prepare`).
+#[pyfunction]
+#[pyo3(signature = (block, state, *, threads = None, sequential = false, trace = false, trace_runs = 1, sequential_rule = false))]
+#[allow(clippy::too_many_arguments)]
+fn execute_prepared(
+    py: Python<'_>,
+    block: &Bound<'_, PreparedBlock>,
+    state: &Bound<'_, state::State>,
+    threads: Option<&Bound<'_, PyAny>>,
+    sequential: bool,
+    trace: bool,
+    trace_runs: u32,
+    sequential_rule: bool,
+) -> PyResult<result::BlockResult> {
+    let config = exec_config(threads, sequential, trace, trace_runs, sequential_rule)?;
+    let prepared = Arc::clone(&block.get().inner);
+    let pre_state = Arc::clone(&state.borrow().inner);
+    let result = detached(py, "block execution", move || {
+        parex_evm::execute_prepared(&prepared, &*pre_state, &config)
+    })?;
+    Ok(result::BlockResult {
+        inner: Arc::new(result),
+    })
+}
+
+/// Executes copies of a prepared block with the sequential executor, one thread each: one
+/// copy alone, then `copies` at once. Returns both wall times in nanoseconds,
+/// `(alone, together)` (a warm-up run per thread comes before and is not timed).
 /// `copies * alone / together` is the throughput the machine gives independent blocks: the
 /// bound that `parex bench` reports as `machine_speedup`.
 #[pyfunction]
-#[pyo3(signature = (env, transactions, state, *, copies, **fields))]
+#[pyo3(signature = (block, state, *, copies))]
 fn execute_copies(
     py: Python<'_>,
-    env: Option<&Bound<'_, PyAny>>,
-    transactions: &Bound<'_, PyAny>,
+    block: &Bound<'_, PreparedBlock>,
     state: &Bound<'_, state::State>,
     copies: &Bound<'_, PyAny>,
-    fields: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<(u64, u64)> {
-    let env = block_env(env, fields)?;
     let copies = count_arg("copies", copies)?;
-    let transactions = transactions_arg(transactions)?;
+    let prepared = Arc::clone(&block.get().inner);
     let pre_state = Arc::clone(&state.borrow().inner);
-    let outcome = py.detach(move || {
-        catch_unwind(AssertUnwindSafe(|| {
-            let prepared = PreparedBlock::new(&env, &transactions, copies.get())?;
-            execute_copies_of(&prepared, &*pre_state, copies)
-        }))
-    });
-    match outcome {
-        Ok(Ok(timing)) => Ok((timing.alone_nanos, timing.together_nanos)),
-        Ok(Err(err)) => Err(errors::block_error(py, &err)),
-        Err(payload) => Err(errors::panic_error("block execution", &*payload)),
-    }
+    let timing = detached(py, "block execution", move || {
+        execute_copies_of(&prepared, &*pre_state, copies)
+    })?;
+    Ok((timing.alone_nanos, timing.together_nanos))
 }
 
 fn secret_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<[u8; 32]> {
@@ -378,7 +493,10 @@ mod _core {
     use super::*;
 
     #[pymodule_export]
-    use super::{address_of, execute, execute_copies, keccak256, sign_transactions};
+    use super::{
+        address_of, execute, execute_copies, execute_prepared, keccak256, prepare,
+        sign_transactions, PreparedBlock,
+    };
     #[pymodule_export]
     use crate::chain::{
         blob_params, build_block, fork_at, genesis_header, import_block, parse_fork, payload_block,
