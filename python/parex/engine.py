@@ -210,18 +210,12 @@ class Engine:
         :meth:`execute` (or, with ``sequential=True``, :meth:`execute_sequential`) on a block
         from :meth:`prepare`: the same result, with ``recovery_ns`` 0.
         """
-        if sequential:
-            return _core.execute_prepared(
-                block,
-                state,
-                sequential=True,
-                trace=trace,
-                trace_runs=_check_trace_runs(trace_runs),
-            )
+        # The sequential executor runs on one thread and takes no rule.
         return _core.execute_prepared(
             block,
             state,
             threads=self.threads,
+            sequential=sequential,
             trace=trace,
             trace_runs=_check_trace_runs(trace_runs),
             sequential_rule=self.sequential_rule,

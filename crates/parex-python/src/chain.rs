@@ -12,7 +12,6 @@ use alloy_rlp::{Decodable, Encodable};
 use parex_chain::{
     execute_block, Block, ChainError, ChainSpec, ExecutedBlock, StateCommitment, TrackedState,
 };
-use parex_evm::{ExecConfig, ExecutorKind};
 use parex_primitives::{Bytes, Fork, ForkSchedule, B256};
 use parex_state::StateViewRef;
 use pyo3::marker::Ungil;
@@ -362,27 +361,6 @@ impl ImportedBlock {
     }
 }
 
-fn exec_config(
-    threads: Option<&Bound<'_, PyAny>>,
-    sequential: bool,
-    sequential_rule: bool,
-) -> PyResult<ExecConfig> {
-    Ok(ExecConfig {
-        executor: if sequential {
-            ExecutorKind::Sequential
-        } else {
-            ExecutorKind::Parallel
-        },
-        threads: match threads {
-            Some(t) => crate::threads_arg(t)?,
-            None => 1,
-        },
-        trace: false,
-        trace_runs: 1,
-        sequential_rule,
-    })
-}
-
 fn chain_spec(schedule: &str, chain_id: Option<&Bound<'_, PyAny>>) -> PyResult<ChainSpec> {
     let chain_id: u64 = match chain_id {
         Some(c) => uint_arg("chain_id", c)?,
@@ -474,7 +452,7 @@ pub fn import_block(
 ) -> PyResult<ImportedBlock> {
     let raw = bytes_arg("block", block)?;
     let spec = chain_spec(schedule, chain_id)?;
-    let config = exec_config(threads, sequential, sequential_rule)?;
+    let config = crate::exec_config(threads, sequential, false, 1, sequential_rule)?;
     let parent_header = parent.get().inner.clone();
     run_on_state(py, "block import", state, roots, move |state| {
         let block = Block::decode(&raw)?;
@@ -537,7 +515,7 @@ pub fn build_block(
     roots: Option<&Bound<'_, StateRootTracker>>,
 ) -> PyResult<ImportedBlock> {
     let spec = chain_spec(schedule, chain_id)?;
-    let config = exec_config(threads, false, sequential_rule)?;
+    let config = crate::exec_config(threads, false, false, 1, sequential_rule)?;
     let header = alloy_consensus::Header {
         beneficiary: address_arg("beneficiary", beneficiary)?,
         gas_limit: uint_arg("gas_limit", gas_limit)?,

@@ -6,7 +6,7 @@
 use parex_primitives::{Address, Bytes, B256, U256};
 use pyo3::exceptions::{PyOverflowError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyInt, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyInt, PyList, PyString};
 
 /// A `ValueError` whose message starts with the argument's name.
 pub fn bad(name: &str, why: impl std::fmt::Display) -> PyErr {
@@ -167,6 +167,17 @@ pub fn u256_to_py<'py>(py: Python<'py>, value: &U256) -> PyResult<Bound<'py, PyA
 
 pub fn bytes_to_py<'py>(py: Python<'py>, raw: &[u8]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, raw)
+}
+
+/// A list of `bytes`, one per item (addresses, hashes).
+pub fn bytes_list<'py, T: AsRef<[u8]>>(
+    py: Python<'py>,
+    items: impl IntoIterator<Item = T>,
+) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(
+        py,
+        items.into_iter().map(|item| bytes_to_py(py, item.as_ref())),
+    )
 }
 
 /// A list of raw transactions, copied out of Python.

@@ -18,7 +18,7 @@ use parex_evm::machine::execute_copies as execute_copies_of;
 use parex_evm::{execute_block, ExecConfig, ExecutorKind};
 use parex_primitives::{Address, BlockEnv, Bytes, Fork, B256};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyMapping, PyString};
+use pyo3::types::{PyDict, PyList, PyMapping, PyString};
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -124,8 +124,11 @@ fn block_env(
     Ok(out)
 }
 
-pub(crate) fn threads_arg(value: &Bound<'_, PyAny>) -> PyResult<usize> {
-    count_arg("threads", value).map(NonZeroUsize::get)
+/// A `threads` argument; 1 when not given.
+pub(crate) fn threads_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    value.map_or(Ok(1), |value| {
+        count_arg("threads", value).map(NonZeroUsize::get)
+    })
 }
 
 /// A count of threads (workers, copies): from 1 to [`MAX_THREADS`].
@@ -138,7 +141,7 @@ fn count_arg(name: &str, value: &Bound<'_, PyAny>) -> PyResult<NonZeroUsize> {
 }
 
 /// The executor, threads and tracing of one call, checked.
-fn exec_config(
+pub(crate) fn exec_config(
     threads: Option<&Bound<'_, PyAny>>,
     sequential: bool,
     trace: bool,
@@ -148,10 +151,7 @@ fn exec_config(
     if trace_runs == 0 {
         return Err(bad("trace_runs", "must be at least 1"));
     }
-    let threads = match threads {
-        Some(t) => threads_arg(t)?,
-        None => 1,
-    };
+    let threads = threads_arg(threads)?;
     Ok(ExecConfig {
         executor: if sequential {
             ExecutorKind::Sequential
@@ -167,16 +167,13 @@ fn exec_config(
 
 /// Runs `work` with the GIL released; a block error becomes its Python exception, a panic
 /// a `ParexError` naming `what`.
-fn detached<T: Send>(
+pub(crate) fn detached<T: Send>(
     py: Python<'_>,
     what: &str,
     work: impl FnOnce() -> Result<T, parex_evm::BlockError> + Send,
 ) -> PyResult<T> {
-    match py.detach(move || catch_unwind(AssertUnwindSafe(work))) {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(err)) => Err(errors::block_error(py, &err)),
-        Err(payload) => Err(errors::panic_error(what, &*payload)),
-    }
+    py.detach(move || errors::caught(what, work))?
+        .map_err(|err| errors::block_error(py, &err))
 }
 
 /// Executes one block of raw EIP-2718 transactions against `state` (which is not modified;
@@ -231,22 +228,14 @@ impl PreparedBlock {
 
     /// Each transaction's sender, in block order.
     #[getter]
-    fn senders<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, pyo3::types::PyBytes>> {
-        self.inner
-            .senders()
-            .iter()
-            .map(|sender| convert::bytes_to_py(py, sender.as_slice()))
-            .collect()
+    fn senders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        convert::bytes_list(py, self.inner.senders())
     }
 
     /// Each transaction's hash, in block order.
     #[getter]
-    fn tx_hashes<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, pyo3::types::PyBytes>> {
-        self.inner
-            .tx_hashes()
-            .iter()
-            .map(|hash| convert::bytes_to_py(py, hash.as_slice()))
-            .collect()
+    fn tx_hashes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        convert::bytes_list(py, self.inner.tx_hashes())
     }
 
     fn __repr__(&self) -> String {
@@ -273,10 +262,7 @@ fn prepare(
     fields: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PreparedBlock> {
     let env = block_env(env, fields)?;
-    let threads = match threads {
-        Some(t) => threads_arg(t)?,
-        None => 1,
-    };
+    let threads = threads_arg(threads)?;
     let transactions = transactions_arg(transactions)?;
     let (prepared, recovery_ns) = detached(py, "block preparation", move || {
         let start = std::time::Instant::now();

@@ -5,7 +5,7 @@
 use crate::convert::{
     address_arg, b256_arg, bad, bytes_arg, bytes_to_py, u256_arg, u256_to_py, uint_arg,
 };
-use crate::errors::{panic_error, ParexError, StateError};
+use crate::errors::{caught, ParexError, StateError};
 use crate::result::{BlockResult, Log};
 use crate::state::State;
 use parex_evm::call::{CallError, CallOutcome, CallRequest, CallStatus};
@@ -14,7 +14,6 @@ use parex_state::{InMemoryState, StateViewRef};
 use parex_store::{BlockCommit, StoreError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 fn store_error(err: StoreError) -> PyErr {
@@ -22,10 +21,6 @@ fn store_error(err: StoreError) -> PyErr {
         StoreError::Db(_) => StateError::new_err(err.to_string()),
         StoreError::Usage(_) => pyo3::exceptions::PyValueError::new_err(err.to_string()),
     }
-}
-
-fn caught<T>(what: &str, f: impl FnOnce() -> T) -> PyResult<T> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_error(what, &*p))
 }
 
 /// Every account of `state` as changes over an empty state: how a genesis is committed.
@@ -223,30 +218,22 @@ impl Store {
         threads: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<BlockResult> {
         let env = crate::block_env(Some(env), None)?;
-        let threads = match threads {
-            Some(t) => crate::threads_arg(t)?,
-            None => 1,
-        };
+        let threads = crate::threads_arg(threads)?;
         let transactions = crate::convert::transactions_arg(transactions)?;
         let store = Arc::clone(&self.inner);
         let config = parex_evm::ExecConfig {
             threads,
             ..parex_evm::ExecConfig::default()
         };
-        let outcome = py.detach(move || {
-            caught("block execution", || {
-                let view = store
-                    .view()
-                    .map_err(|e| parex_evm::BlockError::State(e.to_string()))?;
-                parex_evm::execute_block(&env, &transactions, &view, &config)
-            })
+        let result = crate::detached(py, "block execution", move || {
+            let view = store
+                .view()
+                .map_err(|e| parex_evm::BlockError::State(e.to_string()))?;
+            parex_evm::execute_block(&env, &transactions, &view, &config)
         })?;
-        match outcome {
-            Ok(result) => Ok(BlockResult {
-                inner: Arc::new(result),
-            }),
-            Err(err) => Err(crate::errors::block_error(py, &err)),
-        }
+        Ok(BlockResult {
+            inner: Arc::new(result),
+        })
     }
 
     fn __repr__(&self) -> String {

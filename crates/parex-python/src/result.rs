@@ -3,7 +3,7 @@
 //! `BlockResult` keeps the Rust result and converts on access: comparing and hashing two
 //! results (`same_outcome`, `digest`) never leaves Rust.
 
-use crate::convert::{bytes_to_py, u256_to_py};
+use crate::convert::{bytes_list, bytes_to_py, u256_to_py};
 use alloy_primitives::Keccak256;
 use parex_primitives::{
     AccountChange as RustChange, Address, Log as RustLog, Receipt as RustReceipt,
@@ -214,24 +214,12 @@ impl BlockResult {
 
     #[getter]
     fn tx_hashes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(
-            py,
-            self.inner
-                .tx_hashes
-                .iter()
-                .map(|h| bytes_to_py(py, h.as_slice())),
-        )
+        bytes_list(py, &self.inner.tx_hashes)
     }
 
     #[getter]
     fn senders<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(
-            py,
-            self.inner
-                .senders
-                .iter()
-                .map(|a| bytes_to_py(py, a.as_slice())),
-        )
+        bytes_list(py, &self.inner.senders)
     }
 
     /// The block's effect on state, one entry per touched account, ordered by address.
