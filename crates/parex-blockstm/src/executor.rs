@@ -2,11 +2,12 @@
 //! memory until the block is done.
 //!
 //! # Lifecycle
-//! [`execute_parallel`] creates one `Scheduler` and one `MvMemory` for the block, starts
-//! `threads - 1` scoped workers and works on the calling thread too. Each worker loops:
+//! [`execute_parallel`] creates one `Scheduler` and one `MvMemory` for the block, runs
+//! `threads - 1` workers on the helper threads the calling thread keeps between blocks
+//! ([`crate::workers`], I22) and works on the calling thread too. Each worker loops:
 //! take a task, run it, and take the follow-up task the scheduler hands back. When the scheduler
 //! is done, each worker resolves the final value of the keys whose last writer lies in its
-//! share of the block, waits at a barrier until every share is resolved, empties its share
+//! share of the block, waits at a barrier (a spinning [`Meeting`]) until every share is resolved, empties its share
 //! of the map's shards for the next block (a traced block keeps them until the next reset: its
 //! written keys are read from the map after the join), and takes the outcomes of its
 //! contiguous share of the transactions: the tail of a block runs on every worker, not one.
@@ -54,12 +55,12 @@
 use crate::mvmemory::{MvMemory, MvReadError, ReadSet, HOT_CONFLICTS};
 use crate::scheduler::{RunAhead, Scheduler, Status, Task};
 use crate::task::{BlockTask, ReadError, ReadValue, ReadView, TaskOutcome, TxnIndex, Version};
+use crate::workers::{on_workers, Meeting};
 use crate::{BlockOutput, CacheLine, ExecutionError, FinalState, Options, Stats, TxnTrace};
 use parking_lot::Mutex;
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 /// The memory of the tasks `T` works with.
@@ -223,7 +224,7 @@ impl<T: BlockTask> Block<'_, T> {
     /// final state, then (once every share is resolved) empty its share of the map for the
     /// next block and take its share of the outcomes. Every worker reaches the barrier,
     /// whatever happened before it (I13).
-    fn work_and_finish(&self, worker: usize, workers: usize, barrier: &Barrier) -> WorkerShare<T> {
+    fn work_and_finish(&self, worker: usize, workers: usize, barrier: &Meeting) -> WorkerShare<T> {
         self.work();
         let part = if self.fatal.lock().is_none() {
             let end = self.outputs.len() as TxnIndex;
@@ -501,24 +502,21 @@ pub fn execute_parallel_in<T: BlockTask>(
         counts: Mutex::new(Counts::default()),
         fatal: Mutex::new(None),
     };
-    let barrier = Barrier::new(workers);
-    let mut shares = Vec::with_capacity(workers);
-    std::thread::scope(|scope| {
-        let block = &block;
-        let barrier = &barrier;
-        let handles: Vec<_> = (1..workers)
-            .map(|worker| scope.spawn(move || block.work_and_finish(worker, workers, barrier)))
-            .collect();
-        shares.push(block.work_and_finish(0, workers, barrier));
-        for handle in handles {
-            // Panics are caught inside the worker; a join error would be a panic in the
-            // barrier, the clearing or the outcome share, which cannot return a share anyway.
-            shares.push(handle.join().unwrap_or(WorkerShare {
-                part: None,
-                outcomes: None,
-            }));
-        }
-    });
+    let barrier = Meeting::new(workers);
+    // I22: every worker on a thread of its own, kept by the calling thread between blocks.
+    let shares: Vec<WorkerShare<T>> = on_workers(workers, |worker| {
+        block.work_and_finish(worker, workers, &barrier)
+    })
+    .into_iter()
+    // Panics are caught inside the worker; an error here would be a panic in the
+    // barrier, the clearing or the outcome share, which cannot return a share anyway.
+    .map(|share| {
+        share.unwrap_or(WorkerShare {
+            part: None,
+            outcomes: None,
+        })
+    })
+    .collect();
     if let Some(error) = block.fatal.lock().take() {
         return Err(error);
     }

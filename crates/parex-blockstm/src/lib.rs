@@ -17,6 +17,7 @@ pub mod mvmemory;
 pub mod scheduler;
 mod sequential;
 mod task;
+pub mod workers;
 
 pub use executor::{execute_parallel, execute_parallel_in, TaskMemory};
 pub use ideal::ideal_speedup;

@@ -21,6 +21,7 @@
 //! A small block (or a single part) takes the same steps on the calling thread, as one range.
 
 use crate::task::{AccountValue, CodeValue, EvmKey, EvmValue, SlotValue, STORAGE_STALE};
+use parex_blockstm::workers::on_workers;
 use parex_blockstm::{prefetch, FinalState};
 use parex_primitives::{
     AccountChange, AccountInfo, Address, Bytes, StateChanges, KECCAK_EMPTY, U256,
@@ -146,8 +147,8 @@ fn address_ranges(
 }
 
 /// Runs `work` on each input; with `parallel`, the first on the calling thread and each other
-/// on a scoped thread of its own, else all on the calling thread. The results keep the input
-/// order.
+/// at the same time on a helper thread the calling thread keeps between blocks
+/// ([`on_workers`]), else all on the calling thread. The results keep the input order.
 fn on_threads<I: Send, O: Send>(
     inputs: Vec<I>,
     parallel: bool,
@@ -156,26 +157,21 @@ fn on_threads<I: Send, O: Send>(
     if !parallel {
         return Ok(inputs.into_iter().map(work).collect());
     }
-    let work = &work;
-    let mut inputs = inputs.into_iter();
-    let Some(first) = inputs.next() else {
-        return Ok(Vec::new());
-    };
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = inputs
-            .map(|input| scope.spawn(move || work(input)))
-            .collect();
-        let mut outputs = Vec::with_capacity(handles.len() + 1);
-        outputs.push(work(first));
-        for handle in handles {
-            outputs.push(
-                handle
-                    .join()
-                    .map_err(|_| StateError("state assembly panicked".into()))?,
-            );
-        }
-        Ok(outputs)
+    // Each worker takes its own input, once.
+    let inputs: Vec<std::sync::Mutex<Option<I>>> = inputs
+        .into_iter()
+        .map(|input| std::sync::Mutex::new(Some(input)))
+        .collect();
+    on_workers(inputs.len(), |at| {
+        let input = inputs[at].lock().ok().and_then(|mut slot| slot.take());
+        input.map(&work)
     })
+    .into_iter()
+    .map(|output| match output {
+        Ok(Some(output)) => Ok(output),
+        _ => Err(StateError("state assembly panicked".into())),
+    })
+    .collect()
 }
 
 /// A key's place in the tail's order, as eight words compared in turn: the address (as three

@@ -11,6 +11,7 @@
 use crate::block::{execute_prepared, ExecConfig, ExecutorKind};
 use crate::prepare::PreparedBlock;
 use crate::BlockError;
+use parex_blockstm::workers::on_workers;
 use parex_primitives::Bytes;
 use parex_state::StateViewRef;
 use std::num::NonZeroUsize;
@@ -60,38 +61,27 @@ pub fn execute_copies<S: StateViewRef>(
     let copies = copies.get();
     let barrier = Barrier::new(copies);
     type Run = Result<(Option<u64>, Instant, Instant), BlockError>;
-    let runs: Vec<Run> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..copies)
-            .map(|copy| {
-                let (barrier, config) = (&barrier, &config);
-                scope.spawn(move || {
-                    let own = deep_copy(prepared);
-                    // Every thread reaches both barriers, even after a failed run.
-                    let warm = execute_prepared(&own, state, config);
-                    barrier.wait();
-                    let alone = (copy == 0 && warm.is_ok()).then(|| {
-                        let started = Instant::now();
-                        let run = execute_prepared(&own, state, config);
-                        run.map(|_| started.elapsed().as_nanos() as u64)
-                    });
-                    barrier.wait();
-                    warm?;
-                    let alone = alone.transpose()?;
-                    let started = Instant::now();
-                    execute_prepared(&own, state, config)?;
-                    Ok((alone, started, Instant::now()))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(BlockError::State("a copy's thread panicked".into())))
-            })
-            .collect()
-    });
+    // The copies run on the helper threads Block-STM's workers run on (I22).
+    let runs: Vec<Run> = on_workers(copies, |copy| {
+        let own = deep_copy(prepared);
+        // Every thread reaches both barriers, even after a failed run.
+        let warm = execute_prepared(&own, state, &config);
+        barrier.wait();
+        let alone = (copy == 0 && warm.is_ok()).then(|| {
+            let started = Instant::now();
+            let run = execute_prepared(&own, state, &config);
+            run.map(|_| started.elapsed().as_nanos() as u64)
+        });
+        barrier.wait();
+        warm?;
+        let alone = alone.transpose()?;
+        let started = Instant::now();
+        execute_prepared(&own, state, &config)?;
+        Ok((alone, started, Instant::now()))
+    })
+    .into_iter()
+    .map(|run| run.unwrap_or_else(|_| Err(BlockError::State("a copy's thread panicked".into()))))
+    .collect();
     let mut alone_nanos = None;
     let mut first_start: Option<Instant> = None;
     let mut last_end: Option<Instant> = None;

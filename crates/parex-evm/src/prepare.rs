@@ -5,6 +5,7 @@ use crate::BlockError;
 use alloy_consensus::{Transaction as _, TxEip4844, TxEip4844Variant, TxEnvelope};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_eips::eip7702::{RecoveredAuthority, RecoveredAuthorization, SignedAuthorization};
+use parex_blockstm::workers::on_workers;
 use parex_primitives::{keccak256, Address, BlockEnv, Bytes, Fork, TxIndex, B256, U256};
 use revm::context::either::Either;
 use revm::context::{BlockEnv as RevmBlockEnv, CfgEnv, TxEnv};
@@ -75,38 +76,30 @@ impl PreparedBlock {
                 .map(|(i, raw)| prepare_one(env, &block_env, i as TxIndex, raw))
                 .collect()
         } else {
-            // Contiguous chunks on scoped threads (no global pool is touched); the calling
-            // thread prepares the first chunk itself, which it then executes from a warm
-            // cache, and one thread fewer is started.
+            // Contiguous chunks, one per worker, the first on the calling thread, which then
+            // executes it from a warm cache, the others on the helper threads the calling
+            // thread keeps between blocks (no global pool is touched).
             let chunk = n.div_ceil(threads);
+            let chunks: Vec<&[Bytes]> = raw_transactions.chunks(chunk).collect();
             let block_env = &block_env;
-            let prepare_chunk = move |c: usize, raws: &[Bytes]| {
-                raws.iter()
+            on_workers(chunks.len(), |c| {
+                chunks[c]
+                    .iter()
                     .enumerate()
                     .map(|(k, raw)| prepare_one(env, block_env, (c * chunk + k) as TxIndex, raw))
                     .collect::<Vec<_>>()
-            };
-            std::thread::scope(|scope| {
-                let mut chunks = raw_transactions.chunks(chunk).enumerate();
-                let first = chunks.next();
-                let handles: Vec<_> = chunks
-                    .map(|(c, raws)| (c, scope.spawn(move || prepare_chunk(c, raws))))
-                    .collect();
-                let mut out = Vec::with_capacity(n);
-                if let Some((c, raws)) = first {
-                    out.extend(prepare_chunk(c, raws));
-                }
-                for (c, handle) in handles {
-                    match handle.join() {
-                        Ok(part) => out.extend(part),
-                        Err(_) => out.push(Err(BlockError::Decode {
-                            index: (c * chunk) as TxIndex,
-                            reason: "panic during decoding".into(),
-                        })),
-                    }
-                }
-                out
             })
+            .into_iter()
+            .enumerate()
+            .flat_map(|(c, part)| {
+                part.unwrap_or_else(|_| {
+                    vec![Err(BlockError::Decode {
+                        index: (c * chunk) as TxIndex,
+                        reason: "panic during decoding".into(),
+                    })]
+                })
+            })
+            .collect()
         };
         let mut txs = Vec::with_capacity(n);
         let mut senders = Vec::with_capacity(n);
