@@ -486,8 +486,7 @@ pub fn execute_parallel_in<T: BlockTask>(
     options: Options,
 ) -> Result<BlockOutput<T>, ExecutionError> {
     let num_txns = task.len();
-    memory.reset(num_txns);
-    memory.hot_conflicts = options.hot_conflicts.unwrap_or(HOT_CONFLICTS);
+    memory.reset(num_txns, options.hot_conflicts.unwrap_or(HOT_CONFLICTS));
     let memory = &*memory;
     let workers = threads.get().min(num_txns.max(1));
     let block = Block {

@@ -307,7 +307,7 @@ pub struct MvMemory<K, V, D> {
     /// the last reset: when it is every record, the reset skips them.
     records_cleared: AtomicUsize,
     /// Conflicts that make a key hot (I21), for this block.
-    pub(crate) hot_conflicts: u32,
+    hot_conflicts: u32,
 }
 
 /// One shard behind its lock, on cache lines of its own.
@@ -502,8 +502,10 @@ where
     V: Clone,
     D: Clone,
 {
-    /// Empties the memory for a block of `num_txns`, keeping every allocation it can.
-    pub fn reset(&mut self, num_txns: usize) {
+    /// Empties the memory for a block of `num_txns`, keeping every allocation it can; a key
+    /// of the block is hot from `hot_conflicts` conflicts (I21).
+    pub fn reset(&mut self, num_txns: usize, hot_conflicts: u32) {
+        self.hot_conflicts = hot_conflicts;
         // Sized for a few keys per transaction: a shard that grows moves its entries under
         // its lock.
         let per_shard = (num_txns * 4).div_ceil(SHARDS);
@@ -941,7 +943,7 @@ mod tests {
     #[test]
     fn a_key_turns_hot_at_its_hot_conflicts_th_failed_read_then_write() {
         let mut memory = Memory::default();
-        memory.reset(2);
+        memory.reset(2, HOT_CONFLICTS);
         // Transaction 0 writes key 1, so transaction 1's read of it from pre-block state is
         // stale every time it is validated.
         memory.record(
@@ -962,7 +964,7 @@ mod tests {
         );
 
         // A stale read of a key the transaction did not write is no conflict of any key.
-        memory.reset(2);
+        memory.reset(2, HOT_CONFLICTS);
         memory.record(
             version(0, 0),
             &mut ReadSet::default(),
@@ -985,11 +987,8 @@ mod tests {
     /// The threshold is the block's option: at 0 every written key is hot from its first write.
     #[test]
     fn at_a_threshold_of_zero_every_write_is_hot() {
-        let mut memory = Memory {
-            hot_conflicts: 0,
-            ..Memory::default()
-        };
-        memory.reset(1);
+        let mut memory = Memory::default();
+        memory.reset(1, 0);
         let recorded = memory.record(
             version(0, 0),
             &mut ReadSet::default(),
