@@ -184,6 +184,37 @@ def test_forked_child_executes_in_parallel() -> None:
     assert receive.recv() is True
 
 
+def _worker_threads() -> set[int]:
+    """The thread ids of this process's parex helper threads (Linux: /proc names them)."""
+    tasks = "/proc/self/task"
+    found = set()
+    for tid in os.listdir(tasks):
+        with open(f"{tasks}/{tid}/comm") as comm:
+            if comm.read().startswith("parex-worker"):
+                found.add(int(tid))
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="no /proc thread list")
+def test_block_after_block_runs_on_the_same_helper_threads() -> None:
+    """The calling thread keeps its helper threads between blocks (workers.rs, I22): the
+    executor, the block tail and recovery start no thread per block, and a later block with
+    fewer workers uses some of the same helpers."""
+    u = universe()
+    txs = build_block([Op("erc20", i % 16, i % 4, 10**18, i % 2 == 0) for i in range(24)])
+    engine = Engine(threads=3, sequential_rule=False)
+    reference = engine.execute_sequential(u.env, txs, u.state)
+    engine.execute(u.env, txs, u.state)
+    helpers = _worker_threads()
+    assert len(helpers) >= 2
+    for _ in range(5):
+        assert engine.execute(u.env, txs, u.state).same_outcome(reference)
+        assert Engine(threads=2, sequential_rule=False).execute(u.env, txs, u.state).same_outcome(
+            reference
+        )
+    assert _worker_threads() == helpers
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
 def test_default_workers_follow_the_cpus_the_process_may_run_on() -> None:
     """A node pinned to one core (taskset, a container's cpuset) starts one worker by default,
