@@ -139,7 +139,8 @@ pub fn on_workers<R: Send>(
     if workers <= 1 {
         return (0..workers).map(run).collect();
     }
-    CREW.with(|cell| {
+    let run = &run;
+    let on_crew_of_this_thread = CREW.try_with(|cell| {
         // I22: re-entered while this thread's helpers are busy.
         let Ok(mut crew) = cell.try_borrow_mut() else {
             return on_scoped_threads(workers, run);
@@ -161,7 +162,9 @@ pub fn on_workers<R: Send>(
             }
         }
         on_crew(&crew.helpers[..workers - 1], run)
-    })
+    });
+    // Err: called while this thread's locals are being destroyed; no crew then.
+    on_crew_of_this_thread.unwrap_or_else(|_| on_scoped_threads(workers, run))
 }
 
 /// Runs `run(0)` here and `run(1..)` on `helpers`, one each, and waits for all of them.
@@ -398,6 +401,38 @@ mod tests {
             .map(|r| r.unwrap())
             .collect();
         assert_eq!(again, vec![0, 1, 2]);
+    }
+
+    /// A call from a thread-local's destructor, after the crew's own thread-local may be gone
+    /// (destructors run in reverse order of first use: this one is used first, so it runs
+    /// last), still runs every worker instead of panicking.
+    #[test]
+    fn a_call_from_a_thread_local_destructor_still_runs() {
+        use std::sync::mpsc;
+        struct CallsOnDrop(Option<mpsc::Sender<Vec<usize>>>);
+        impl Drop for CallsOnDrop {
+            fn drop(&mut self) {
+                let results = on_workers(2, |worker| worker)
+                    .into_iter()
+                    .map(|r| r.unwrap_or(usize::MAX))
+                    .collect();
+                if let Some(sender) = self.0.take() {
+                    let _ = sender.send(results);
+                }
+            }
+        }
+        thread_local! {
+            static LATE: RefCell<CallsOnDrop> = const { RefCell::new(CallsOnDrop(None)) };
+        }
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            LATE.with(|late| late.borrow_mut().0 = Some(sender));
+            // The crew's thread-local, first used after LATE.
+            assert_eq!(on_workers(2, |w| w).len(), 2);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(receiver.recv().unwrap(), vec![0, 1]);
     }
 
     #[test]
