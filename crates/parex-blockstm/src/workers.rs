@@ -35,7 +35,8 @@
 //!   wait for each other (a read waits for a lower transaction; every worker meets at the
 //!   barrier). A call therefore gives each worker but the first a helper of its own, and a
 //!   helper runs one job at a time. A call made from inside a call on the same thread (its
-//!   helpers are then busy) runs on threads started for it alone.
+//!   helpers are then busy), or while the thread's locals are being destroyed (its crew may
+//!   be gone), runs on threads started for it alone.
 //! - **I23** Helpers belong to the process that started them: after a `fork`, the child's copy
 //!   of the thread-local names threads that do not exist in it, so a crew started by another
 //!   process is never used, and never dropped (its helpers' handles are the parent's); the
