@@ -137,3 +137,17 @@ fn later_error_does_not_hide_earlier_one() {
         matches!(e, BlockError::InvalidTransaction { index: 1, .. })
     });
 }
+
+/// Recovery split over the workers (at 4 threads, four shares of four transactions) still
+/// names the lowest bad transaction, whichever share finds it and whatever else is bad.
+#[test]
+fn split_recovery_names_the_lowest_bad_transaction() {
+    let mut txs: Vec<Bytes> = (0..16).map(|key| good(key, 0)).collect();
+    txs[13] = tampered_signature();
+    txs[6] = Bytes::from_static(&[0x02, 0xc0, 0x01]);
+    expect(&txs, |e| matches!(e, BlockError::Decode { index: 6, .. }));
+    txs[6] = good(6, 0);
+    expect(&txs, |e| {
+        matches!(e, BlockError::Signature { index: 13, .. })
+    });
+}
