@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 
@@ -213,6 +214,23 @@ def test_block_after_block_runs_on_the_same_helper_threads() -> None:
             reference
         )
     assert _worker_threads() == helpers
+
+
+def test_engines_on_several_threads_at_once_agree() -> None:
+    """Several Python threads executing at once (a node's sequencer beside RPC handlers, a
+    benchmark beside a replay): each calling thread keeps its own helpers, the threads
+    outnumber the cores, and every result equals the sequential one."""
+    u = universe()
+    txs = build_block([Op("erc20", i % 16, i % 4, 10**18, i % 3 == 0) for i in range(40)])
+    reference = Engine().execute_sequential(u.env, txs, u.state)
+
+    def run(threads: int) -> list[bool]:
+        engine = Engine(threads=threads, sequential_rule=False)
+        return [engine.execute(u.env, txs, u.state).same_outcome(reference) for _ in range(8)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(run, [2, 3, 2, 4]))
+    assert outcomes == [[True] * 8] * 4
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
