@@ -398,12 +398,7 @@ fn run_on_state(
                         hash: executed.hash,
                     },
                 )?,
-                result: Py::new(
-                    py,
-                    BlockResult {
-                        inner: Arc::new(executed.result),
-                    },
-                )?,
+                result: Py::new(py, BlockResult::from(executed.result))?,
                 fork: executed.fork.name(),
                 requests,
                 rlp,

@@ -99,13 +99,13 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// A Rust panic caught at the FFI boundary: a bug in parex, reported as `ParexError`.
 /// Runs `f`, turning a panic into a `ParexError` naming `what`: nothing unwinds into the
 /// interpreter.
 pub fn caught<T>(what: &str, f: impl FnOnce() -> T) -> PyResult<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| panic_error(what, &*p))
 }
 
+/// A Rust panic caught at the FFI boundary: a bug in parex, reported as `ParexError`.
 pub fn panic_error(what: &str, payload: &(dyn std::any::Any + Send)) -> PyErr {
     ParexError::new_err(format!(
         "internal error: {what} panicked: {}",

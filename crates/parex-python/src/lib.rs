@@ -204,9 +204,7 @@ fn execute(
     let result = detached(py, "block execution", move || {
         execute_block(&env, &transactions, &*pre_state, &config)
     })?;
-    Ok(result::BlockResult {
-        inner: Arc::new(result),
-    })
+    Ok(result.into())
 }
 
 /// A block decoded and its senders recovered, ready to execute any number of times (see
@@ -299,9 +297,7 @@ fn execute_prepared(
     let result = detached(py, "block execution", move || {
         parex_evm::execute_prepared(&prepared, &*pre_state, &config)
     })?;
-    Ok(result::BlockResult {
-        inner: Arc::new(result),
-    })
+    Ok(result.into())
 }
 
 /// Executes copies of a prepared block with the sequential executor, one thread each: one

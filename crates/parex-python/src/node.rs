@@ -231,9 +231,7 @@ impl Store {
                 .map_err(|e| parex_evm::BlockError::State(e.to_string()))?;
             parex_evm::execute_block(&env, &transactions, &view, &config)
         })?;
-        Ok(BlockResult {
-            inner: Arc::new(result),
-        })
+        Ok(result.into())
     }
 
     fn __repr__(&self) -> String {

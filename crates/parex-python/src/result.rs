@@ -195,6 +195,14 @@ pub struct BlockResult {
     pub(crate) inner: Arc<parex_evm::BlockResult>,
 }
 
+impl From<parex_evm::BlockResult> for BlockResult {
+    fn from(result: parex_evm::BlockResult) -> Self {
+        BlockResult {
+            inner: Arc::new(result),
+        }
+    }
+}
+
 #[pymethods]
 impl BlockResult {
     #[getter]
