@@ -7,8 +7,8 @@
 //! "invalid transaction" outcome and deletions are mixed in.
 
 use parex_blockstm::{
-    execute_parallel, execute_sequential, BlockTask, Options, ReadError, ReadValue, ReadView,
-    Stats, TaskOutcome, TxnIndex, WriteOp,
+    execute_parallel, execute_sequential, BlockTask, FinalState, Options, ReadError, ReadValue,
+    ReadView, Stats, TaskOutcome, TxnIndex, WriteOp,
 };
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -189,6 +189,14 @@ struct Hints {
     hot_conflicts: Option<u32>,
 }
 
+/// A final state's keys and values in key order: the parts' split and order are the
+/// executor's own.
+fn sorted_entries(state: &FinalState<u8, u64>) -> Vec<(u8, Option<u64>)> {
+    let mut entries = state.clone().into_entries();
+    entries.sort();
+    entries
+}
+
 /// Returns the parallel run's statistics.
 fn assert_same_hinted(txns: &[Vec<Op>], hints: &Hints, threads: usize) -> Stats {
     let mut block = MockBlock::new(txns.to_vec());
@@ -212,11 +220,11 @@ fn assert_same_hinted(txns: &[Vec<Op>], hints: &Hints, threads: usize) -> Stats 
         }
         None => {
             assert_eq!(sequential.results, parallel.results, "threads={threads}");
-            let mut seq_state = sequential.state.clone().into_entries();
-            let mut par_state = parallel.state.clone().into_entries();
-            seq_state.sort();
-            par_state.sort();
-            assert_eq!(seq_state, par_state, "final state, threads={threads}");
+            assert_eq!(
+                sorted_entries(&sequential.state),
+                sorted_entries(&parallel.state),
+                "final state, threads={threads}"
+            );
             // Traces hold the final read and write sets: they must agree too.
             let seq_traces = sequential.traces.unwrap();
             let par_traces = parallel.traces.unwrap();
@@ -424,13 +432,9 @@ fn run_staged(block: &Staged) -> Stats {
         execute_parallel(block, NonZeroUsize::new(2).unwrap(), Options::default()).unwrap();
     let sequential = execute_sequential(&block.inner, Options::default()).unwrap();
     assert_eq!(parallel.results, sequential.results);
-    let sorted = |mut v: Vec<(u8, Option<u64>)>| {
-        v.sort();
-        v
-    };
     assert_eq!(
-        sorted(parallel.state.into_entries()),
-        sorted(sequential.state.into_entries())
+        sorted_entries(&parallel.state),
+        sorted_entries(&sequential.state)
     );
     parallel.stats
 }
@@ -499,8 +503,7 @@ fn delta_chains_resolve_over_absent_and_deleted_values() {
     ];
     let block = MockBlock::new(txns.clone());
     let seq = execute_sequential(&block, Options::default()).unwrap();
-    let mut state = seq.state.clone().into_entries();
-    state.sort();
+    let state = sorted_entries(&seq.state);
     assert!(state.contains(&(0, Some(6))));
     assert!(state.contains(&(3, Some(9))));
     for threads in 1..=4 {
@@ -548,20 +551,16 @@ fn reused_memory_carries_nothing_between_blocks() {
                 },
             )
             .unwrap();
-            let sorted = |mut v: Vec<(u8, Option<u64>)>| {
-                v.sort();
-                v
-            };
             assert_eq!(fresh.results, pooled_seq.results, "round {round} block {i}");
             assert_eq!(fresh.results, pooled_par.results, "round {round} block {i}");
             assert_eq!(
-                sorted(fresh.state.clone().into_entries()),
-                sorted(pooled_seq.state.into_entries()),
+                sorted_entries(&fresh.state),
+                sorted_entries(&pooled_seq.state),
                 "round {round} block {i}"
             );
             assert_eq!(
-                sorted(fresh.state.into_entries()),
-                sorted(pooled_par.state.into_entries()),
+                sorted_entries(&fresh.state),
+                sorted_entries(&pooled_par.state),
                 "round {round} block {i}"
             );
         }
