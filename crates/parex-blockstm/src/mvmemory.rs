@@ -923,12 +923,30 @@ mod tests {
 
     type Memory = MvMemory<u8, u64, u64>;
 
-    /// Records `version` of a transaction that read `key` from pre-block state and then wrote
-    /// it: the read-then-write pattern a contention marker orders.
-    fn record_read_then_write(memory: &Memory, version: Version, key: u8) -> Recorded {
+    /// Records `version` of a transaction that read `read` from pre-block state and then wrote
+    /// `written` (the same key: the read-then-write pattern a contention marker orders).
+    fn record_read_then_write(
+        memory: &Memory,
+        version: Version,
+        read: u8,
+        written: u8,
+    ) -> Recorded {
         let mut reads = ReadSet::default();
-        reads.push(key, ReadOrigin::Base);
-        memory.record(version, &mut reads, vec![(key, WriteOp::Write(Some(7)))])
+        reads.push(read, ReadOrigin::Base);
+        memory.record(
+            version,
+            &mut reads,
+            vec![(written, WriteOp::Write(Some(7)))],
+        )
+    }
+
+    /// Records `version` of a transaction that read nothing and wrote `key`.
+    fn record_write(memory: &Memory, version: Version, key: u8) -> Recorded {
+        memory.record(
+            version,
+            &mut ReadSet::default(),
+            vec![(key, WriteOp::Write(Some(1)))],
+        )
     }
 
     fn version(txn_idx: TxnIndex, incarnation: u32) -> Version {
@@ -946,18 +964,14 @@ mod tests {
         memory.reset(2, HOT_CONFLICTS);
         // Transaction 0 writes key 1, so transaction 1's read of it from pre-block state is
         // stale every time it is validated.
-        memory.record(
-            version(0, 0),
-            &mut ReadSet::default(),
-            vec![(1, WriteOp::Write(Some(1)))],
-        );
+        record_write(&memory, version(0, 0), 1);
         for incarnation in 0..HOT_CONFLICTS {
-            let recorded = record_read_then_write(&memory, version(1, incarnation), 1);
+            let recorded = record_read_then_write(&memory, version(1, incarnation), 1, 1);
             assert!(!recorded.wrote_hot, "hot after {incarnation} conflicts");
             assert!(!memory.validate_read_set(1));
             memory.convert_writes_to_estimates(1);
         }
-        let recorded = record_read_then_write(&memory, version(1, HOT_CONFLICTS), 1);
+        let recorded = record_read_then_write(&memory, version(1, HOT_CONFLICTS), 1, 1);
         assert!(
             recorded.wrote_hot,
             "not hot after {HOT_CONFLICTS} conflicts"
@@ -965,19 +979,9 @@ mod tests {
 
         // A stale read of a key the transaction did not write is no conflict of any key.
         memory.reset(2, HOT_CONFLICTS);
-        memory.record(
-            version(0, 0),
-            &mut ReadSet::default(),
-            vec![(1, WriteOp::Write(Some(1)))],
-        );
+        record_write(&memory, version(0, 0), 1);
         for incarnation in 0..=HOT_CONFLICTS {
-            let mut reads = ReadSet::default();
-            reads.push(1, ReadOrigin::Base);
-            let recorded = memory.record(
-                version(1, incarnation),
-                &mut reads,
-                vec![(2, WriteOp::Write(Some(7)))],
-            );
+            let recorded = record_read_then_write(&memory, version(1, incarnation), 1, 2);
             assert!(!recorded.wrote_hot);
             assert!(!memory.validate_read_set(1));
             memory.convert_writes_to_estimates(1);
