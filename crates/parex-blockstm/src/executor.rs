@@ -7,10 +7,11 @@
 //! ([`crate::workers`], I22) and works on the calling thread too. Each worker loops:
 //! take a task, run it, and take the follow-up task the scheduler hands back. When the scheduler
 //! is done, each worker resolves the final value of the keys whose last writer lies in its
-//! share of the block, waits at a barrier (a spinning [`Meeting`]) until every share is resolved, empties its share
-//! of the map's shards for the next block (a traced block keeps them until the next reset: its
-//! written keys are read from the map after the join), and takes the outcomes of its
-//! contiguous share of the transactions: the tail of a block runs on every worker, not one.
+//! share of the block, waits at a barrier (a spinning [`Meeting`]) until every share is
+//! resolved, empties its share of the map's shards for the next block (a traced block keeps
+//! them until the next reset: its written keys are read from the map after the join), and
+//! takes the outcomes of its contiguous share of the transactions: the tail of a block runs on
+//! every worker, not one.
 //! The executor then checks the post-block invariants and returns.
 //!
 //! # Worker states
