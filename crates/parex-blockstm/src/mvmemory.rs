@@ -986,6 +986,9 @@ mod tests {
             assert!(!memory.validate_read_set(1));
             memory.convert_writes_to_estimates(1);
         }
+        // Nor of the key read: after more than the threshold of such failures, a new write
+        // of key 1 is still of a quiet key.
+        assert!(!record_write(&memory, version(0, 1), 1).wrote_hot);
     }
 
     /// The threshold is the block's option: at 0 every written key is hot from its first write.
