@@ -57,10 +57,12 @@
 //!   fails on any difference or on an estimate.
 //! - **I12** A lazy delta never reads the value below it; a read resolves a chain of deltas down
 //!   to the nearest full write or to pre-block state, and records every version in the chain.
-//! - **I17** A key's slot in the written filter holds at most the lowest transaction that has
-//!   written a key of the slot in this block: lowered before that transaction's first entry
-//!   for the key is inserted, never raised within a block. A read (or validation) by `j` that
-//!   finds the slot at `j` or above answers "pre-block state" without touching the map:
+//! - **I17** A key's bit in the written filter is set before its first entry is inserted and
+//!   never cleared within a block; the lowest-writer slot its bit shares with a few others
+//!   holds at most the lowest transaction that has written a key of those bits, lowered
+//!   before that transaction's first entry for the key is inserted (and before the bit is
+//!   set), never raised within a block. A read (or validation) by `j` that finds the bit
+//!   clear, or the slot at `j` or above, answers "pre-block state" without touching the map:
 //!   exactly what a map lookup ordered before every insert of the key by a transaction below
 //!   `j` returns (I10). Most reads in a block are of keys no lower transaction writes
 //!   (contract code, untouched accounts and slots, and the transaction's own keys: a
@@ -72,12 +74,13 @@
 //!   so a wrong or stale marker costs time, never a result.
 //!
 //! # Memory ordering
-//! The map shards and the per-transaction slots are behind locks. The written filter's slots
-//! are atomics, lowered (`fetch_min`) and read with `SeqCst`, for the same reason the
-//! scheduler's counters are: a validation that reads a slot above a writer must either see
-//! that writer's lowering or be seen by that writer's later `SeqCst` look at `validation_idx`
-//! (which then schedules the validation again), the store-load pattern that only one total
-//! order of both rules out.
+//! The map shards and the per-transaction slots are behind locks. The written filter's words
+//! and slots are atomics, set (`fetch_or`), lowered (`fetch_min`) and read with `SeqCst`, for
+//! the same reason the scheduler's counters are: a validation that reads a bit clear, or a
+//! slot above a writer, must either see that writer's store or be seen by that writer's
+//! later `SeqCst` look at `validation_idx` (which then schedules the validation again), the
+//! store-load pattern that only one total order of both rules out. The writer lowers the
+//! slot before it sets the bit, so a reader that sees the bit set sees the slot lowered.
 //! `records_cleared` is `Relaxed`: only `reset`, holding `&mut self` after the workers'
 //! join, reads it. A key's conflict count and reader marker are `Relaxed` atomics, written
 //! under the shard's read lock: they are hints (I18), no other memory is published through
@@ -89,7 +92,7 @@ use crate::CacheLine;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 
 /// Conflicts on one key that make it hot: a chain of transactions long enough that running
 /// them back to back on one worker pays (I21). A few conflicts on a key (two swaps on one pool
@@ -302,11 +305,14 @@ pub struct MvMemory<K, V, D> {
     hasher: ahash::RandomState,
     /// One cache line per transaction (see [`CacheLine`]).
     txns: Vec<CacheLine<TxnRecord<K>>>,
-    /// One slot per hash bucket: the lowest transaction whose incarnations wrote a key of the
-    /// bucket in this block, `NO_WRITER` if none (I17). A read by a transaction at or below
-    /// the slot is answered without the map.
+    /// One bit per hash bucket: set once any incarnation of the block wrote a key of the
+    /// bucket (I17). A clear bit answers a read without the map.
+    written: Vec<AtomicU64>,
+    /// One slot per [`BITS_PER_SLOT`] buckets: the lowest transaction that wrote a key of
+    /// them in this block, `NO_WRITER` if none (I17). Asked only where the bit is set; a read
+    /// by a transaction at or below the slot is answered without the map.
     lowest_writer: Vec<AtomicU32>,
-    /// The filter's slot count minus one (a power of two minus one).
+    /// The filter's bit count minus one (a power of two minus one).
     filter_mask: u64,
     /// How many per-transaction records the workers' [`MvMemory::clear_share`] emptied since
     /// the last reset: when it is every record, the reset skips them.
@@ -463,10 +469,13 @@ impl<K: Eq, V, D> Shard<K, V, D> {
     }
 }
 
-/// Filter slots per transaction: at a few written keys per transaction this keeps about one
-/// slot in three taken, and a taken slot still answers every transaction at or below its
-/// lowest writer.
-const FILTER_SLOTS_PER_TXN: usize = 8;
+/// Filter bits per transaction: at a few written keys per transaction this keeps about one
+/// bit in ten set, so a read of an unwritten key rarely falls through to the map.
+const FILTER_BITS_PER_TXN: usize = 32;
+
+/// Filter bits that share one lowest-writer slot: the slots (four bytes each) take four times
+/// the bits' memory, which stays small enough for the cores' own caches.
+const BITS_PER_SLOT: u64 = 4;
 
 /// A filter slot no transaction has lowered yet.
 const NO_WRITER: TxnIndex = TxnIndex::MAX;
@@ -497,6 +506,7 @@ impl<K, V, D> Default for MvMemory<K, V, D> {
             shards: (0..SHARDS).map(|_| CacheLine::default()).collect(),
             hasher: ahash::RandomState::new(),
             txns: Vec::new(),
+            written: Vec::new(),
             lowest_writer: Vec::new(),
             filter_mask: 0,
             records_cleared: AtomicUsize::new(0),
@@ -535,40 +545,55 @@ where
             }
         }
         self.txns.resize_with(num_txns, CacheLine::default);
-        // I17: every slot without a writer before the block's first record.
-        let slots = (num_txns * FILTER_SLOTS_PER_TXN)
+        // I17: every bit clear and every slot without a writer before the block's first record.
+        let bits = (num_txns * FILTER_BITS_PER_TXN)
             .next_power_of_two()
-            .max(1024);
+            .max(4096);
+        let words = bits / 64;
+        self.written.truncate(words);
+        for word in self.written.iter_mut() {
+            *word.get_mut() = 0;
+        }
+        self.written.resize_with(words, || AtomicU64::new(0));
+        let slots = bits / BITS_PER_SLOT as usize;
         self.lowest_writer.truncate(slots);
         for slot in self.lowest_writer.iter_mut() {
             *slot.get_mut() = NO_WRITER;
         }
         self.lowest_writer
             .resize_with(slots, || AtomicU32::new(NO_WRITER));
-        self.filter_mask = slots as u64 - 1;
+        self.filter_mask = bits as u64 - 1;
     }
 
     fn hash(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    /// The filter slot of a key's hash (I17).
-    fn filter_slot(&self, hash: u64) -> &AtomicU32 {
+    /// The filter bucket of a key's hash (I17).
+    fn filter_bucket(&self, hash: u64) -> u64 {
         // The high half of the hash: the shards' indexes place keys by the low bits.
-        &self.lowest_writer[(hash.rotate_left(32) & self.filter_mask) as usize]
+        hash.rotate_left(32) & self.filter_mask
     }
 
     /// I17: `txn_idx` writes a key (by its hash) in this block; before its entry is inserted.
+    /// The slot is lowered before the bit is set, so a reader that sees the bit sees the slot.
     fn mark_written(&self, hash: u64, txn_idx: TxnIndex) {
-        let slot = self.filter_slot(hash);
+        let bucket = self.filter_bucket(hash);
+        let slot = &self.lowest_writer[(bucket / BITS_PER_SLOT) as usize];
         if slot.load(SeqCst) > txn_idx {
             slot.fetch_min(txn_idx, SeqCst);
+        }
+        let (word, bit) = (&self.written[(bucket / 64) as usize], 1 << (bucket % 64));
+        if word.load(SeqCst) & bit == 0 {
+            word.fetch_or(bit, SeqCst);
         }
     }
 
     /// I17: false only if no transaction below `txn_idx` has written the key yet.
     fn maybe_written_below(&self, hash: u64, txn_idx: TxnIndex) -> bool {
-        self.filter_slot(hash).load(SeqCst) < txn_idx
+        let bucket = self.filter_bucket(hash);
+        self.written[(bucket / 64) as usize].load(SeqCst) & (1 << (bucket % 64)) != 0
+            && self.lowest_writer[(bucket / BITS_PER_SLOT) as usize].load(SeqCst) < txn_idx
     }
 
     /// Runs `f` on `key`'s entry and where it lives, under its shard's read lock; `None` when
