@@ -57,17 +57,12 @@
 //!   fails on any difference or on an estimate.
 //! - **I12** A lazy delta never reads the value below it; a read resolves a chain of deltas down
 //!   to the nearest full write or to pre-block state, and records every version in the chain.
-//! - **I17** A key's bit in the written filter is set before its first entry is inserted and
-//!   never cleared within a block; the lowest-writer slot its bit shares with a few others
-//!   holds at most the lowest transaction that has written a key of those bits, lowered
-//!   before that transaction's first entry for the key is inserted (and before the bit is
-//!   set), never raised within a block. A read (or validation) by `j` that finds the bit
-//!   clear, or the slot at `j` or above, answers "pre-block state" without touching the map:
-//!   exactly what a map lookup ordered before every insert of the key by a transaction below
-//!   `j` returns (I10). Most reads in a block are of keys no lower transaction writes
-//!   (contract code, untouched accounts and slots, and the transaction's own keys: a
-//!   validation re-reads the sender's account and the slots the same transaction wrote), and
-//!   these then take no shard lock, whose lock word every core reading a key would write.
+//! - **I17** A key's bit in the written filter is set before its first entry is inserted and is
+//!   never cleared within a block. A read (or validation) that finds the bit clear answers
+//!   "pre-block state" without touching the map: exactly what a map lookup ordered before
+//!   every insert of the key returns. Most reads in a block are of keys no transaction writes
+//!   (contract code, untouched accounts and slots), and these then take no shard lock, whose
+//!   lock word every core reading a hot key would otherwise write.
 //! - **I18** A contention marker only delays a read: the read stops on a *lower* transaction
 //!   (as an estimate does, I10), and the value it finally returns is resolved, recorded and
 //!   validated exactly as any other (I11). Validation and the snapshot never look at markers,
@@ -75,12 +70,10 @@
 //!
 //! # Memory ordering
 //! The map shards and the per-transaction slots are behind locks. The written filter's words
-//! and slots are atomics, set (`fetch_or`), lowered (`fetch_min`) and read with `SeqCst`, for
-//! the same reason the scheduler's counters are: a validation that reads a bit clear, or a
-//! slot above a writer, must either see that writer's store or be seen by that writer's
-//! later `SeqCst` look at `validation_idx` (which then schedules the validation again), the
-//! store-load pattern that only one total order of both rules out. The writer lowers the
-//! slot before it sets the bit, so a reader that sees the bit set sees the slot lowered.
+//! are atomics, set (`fetch_or`) and read with `SeqCst`, for the same reason the scheduler's
+//! counters are: a validation that reads a bit clear must either see a writer's bit or be
+//! seen by that writer's later `SeqCst` look at `validation_idx` (which then schedules the
+//! validation again), the store-load pattern that only one total order of both rules out.
 //! `records_cleared` is `Relaxed`: only `reset`, holding `&mut self` after the workers'
 //! join, reads it. A key's conflict count and reader marker are `Relaxed` atomics, written
 //! under the shard's read lock: they are hints (I18), no other memory is published through
@@ -308,12 +301,8 @@ pub struct MvMemory<K, V, D> {
     /// One bit per hash bucket: set once any incarnation of the block wrote a key of the
     /// bucket (I17). A clear bit answers a read without the map.
     written: Vec<AtomicU64>,
-    /// One slot per [`BITS_PER_SLOT`] buckets: the lowest transaction that wrote a key of
-    /// them in this block, `NO_WRITER` if none (I17). Asked only where the bit is set; a read
-    /// by a transaction at or below the slot is answered without the map.
-    lowest_writer: Vec<AtomicU32>,
     /// The filter's bit count minus one (a power of two minus one).
-    filter_mask: u64,
+    written_mask: u64,
     /// How many per-transaction records the workers' [`MvMemory::clear_share`] emptied since
     /// the last reset: when it is every record, the reset skips them.
     records_cleared: AtomicUsize,
@@ -473,13 +462,6 @@ impl<K: Eq, V, D> Shard<K, V, D> {
 /// bit in ten set, so a read of an unwritten key rarely falls through to the map.
 const FILTER_BITS_PER_TXN: usize = 32;
 
-/// Filter bits that share one lowest-writer slot: the slots (four bytes each) take four times
-/// the bits' memory, which stays small enough for the cores' own caches.
-const BITS_PER_SLOT: u64 = 4;
-
-/// A filter slot no transaction has lowered yet.
-const NO_WRITER: TxnIndex = TxnIndex::MAX;
-
 /// What the last recorded incarnation of one transaction wrote and read: plain vectors under
 /// one per-transaction lock. Validation and estimate conversion hold it while they walk them,
 /// and only the same transaction's next `record` contends. The lock is taken before any shard
@@ -507,8 +489,7 @@ impl<K, V, D> Default for MvMemory<K, V, D> {
             hasher: ahash::RandomState::new(),
             txns: Vec::new(),
             written: Vec::new(),
-            lowest_writer: Vec::new(),
-            filter_mask: 0,
+            written_mask: 0,
             records_cleared: AtomicUsize::new(0),
             hot_conflicts: HOT_CONFLICTS,
         }
@@ -545,7 +526,7 @@ where
             }
         }
         self.txns.resize_with(num_txns, CacheLine::default);
-        // I17: every bit clear and every slot without a writer before the block's first record.
+        // I17: every bit clear before the block's first record.
         let bits = (num_txns * FILTER_BITS_PER_TXN)
             .next_power_of_two()
             .max(4096);
@@ -555,57 +536,43 @@ where
             *word.get_mut() = 0;
         }
         self.written.resize_with(words, || AtomicU64::new(0));
-        let slots = bits / BITS_PER_SLOT as usize;
-        self.lowest_writer.truncate(slots);
-        for slot in self.lowest_writer.iter_mut() {
-            *slot.get_mut() = NO_WRITER;
-        }
-        self.lowest_writer
-            .resize_with(slots, || AtomicU32::new(NO_WRITER));
-        self.filter_mask = bits as u64 - 1;
+        self.written_mask = bits as u64 - 1;
     }
 
     fn hash(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
     }
 
-    /// The filter bucket of a key's hash (I17).
-    fn filter_bucket(&self, hash: u64) -> u64 {
+    /// The filter word and bit of a key's hash (I17).
+    fn filter_bit(&self, hash: u64) -> (&AtomicU64, u64) {
         // The high half of the hash: the shards' indexes place keys by the low bits.
-        hash.rotate_left(32) & self.filter_mask
+        let bit = hash.rotate_left(32) & self.written_mask;
+        (&self.written[(bit / 64) as usize], 1 << (bit % 64))
     }
 
-    /// I17: `txn_idx` writes a key (by its hash) in this block; before its entry is inserted.
-    /// The slot is lowered before the bit is set, so a reader that sees the bit sees the slot.
-    fn mark_written(&self, hash: u64, txn_idx: TxnIndex) {
-        let bucket = self.filter_bucket(hash);
-        let slot = &self.lowest_writer[(bucket / BITS_PER_SLOT) as usize];
-        if slot.load(SeqCst) > txn_idx {
-            slot.fetch_min(txn_idx, SeqCst);
-        }
-        let (word, bit) = (&self.written[(bucket / 64) as usize], 1 << (bucket % 64));
+    /// I17: marks a key (by its hash) as written in this block, before its entry is inserted.
+    fn mark_written(&self, hash: u64) {
+        let (word, bit) = self.filter_bit(hash);
         if word.load(SeqCst) & bit == 0 {
             word.fetch_or(bit, SeqCst);
         }
     }
 
-    /// I17: false only if no transaction below `txn_idx` has written the key yet.
-    fn maybe_written_below(&self, hash: u64, txn_idx: TxnIndex) -> bool {
-        let bucket = self.filter_bucket(hash);
-        self.written[(bucket / 64) as usize].load(SeqCst) & (1 << (bucket % 64)) != 0
-            && self.lowest_writer[(bucket / BITS_PER_SLOT) as usize].load(SeqCst) < txn_idx
+    /// I17: false only if no incarnation of this block has written the key yet.
+    fn maybe_written(&self, hash: u64) -> bool {
+        let (word, bit) = self.filter_bit(hash);
+        word.load(SeqCst) & bit != 0
     }
 
     /// Runs `f` on `key`'s entry and where it lives, under its shard's read lock; `None` when
-    /// no transaction below `below` has written the key (I17: then without the map).
+    /// no incarnation of the block has written the key (I17: then without the map).
     fn with_entry<R>(
         &self,
         key: &K,
-        below: TxnIndex,
         f: impl FnOnce(Option<(Location, &KeyEntry<K, V, D>)>) -> R,
     ) -> R {
         let hash = self.hash(key);
-        if !self.maybe_written_below(hash, below) {
+        if !self.maybe_written(hash) {
             return f(None);
         }
         let shard = shard_of(hash);
@@ -622,7 +589,7 @@ where
 
     /// Resolves `key` below `txn_idx`; `VALUES` as in [`resolve_entries`].
     fn resolve<const VALUES: bool>(&self, key: &K, txn_idx: TxnIndex) -> Resolved<V, D> {
-        self.with_entry(key, txn_idx, |found| {
+        self.with_entry(key, |found| {
             resolve_entries::<V, D, VALUES>(found.map(|(_, entry)| &entry.versions), txn_idx)
         })
     }
@@ -640,7 +607,7 @@ where
     where
         T: BlockTask<Key = K, Value = V, Delta = D>,
     {
-        let resolved = self.with_entry(key, txn_idx, |found| {
+        let resolved = self.with_entry(key, |found| {
             let resolved =
                 resolve_entries::<V, D, true>(found.map(|(_, entry)| &entry.versions), txn_idx);
             if let (Some((_, entry)), Resolved::Found { writer, .. }) = (found, &resolved) {
@@ -691,7 +658,7 @@ where
                 WriteOp::Delta(delta) => (Entry::Delta { incarnation, delta }, false),
             };
             let hash = self.hash(&key);
-            self.mark_written(hash, txn_idx); // I17: the slot before the entry.
+            self.mark_written(hash); // I17: the bit before the entry.
             let shard = shard_of(hash);
             let mut guard = self.shards[shard].write();
             let position = guard.insert(hash, key, txn_idx, entry);
@@ -758,8 +725,7 @@ where
         let Some((key, _)) = stale else {
             return true;
         };
-        // Any writer: the key's entry, if this transaction wrote it too.
-        self.with_entry(key, NO_WRITER, |found| {
+        self.with_entry(key, |found| {
             // Read, then written: the pattern a marker can order (a key only read, an
             // oracle, never is: its readers would wait on each other for nothing).
             if let Some((location, entry)) = found {
@@ -1023,34 +989,6 @@ mod tests {
         // Nor of the key read: after more than the threshold of such failures, a new write
         // of key 1 is still of a quiet key.
         assert!(!record_write(&memory, version(0, 1), 1).wrote_hot);
-    }
-
-    /// I17: a validation of keys that only the transaction itself (or a higher one) wrote is
-    /// answered by the filter, without the shard's lock; once a lower transaction writes one
-    /// of them, it goes to the map and fails.
-    #[test]
-    fn a_key_written_only_at_or_above_the_reader_is_read_without_the_map() {
-        let mut memory = Memory::default();
-        memory.reset(3, HOT_CONFLICTS);
-        record_read_then_write(&memory, version(1, 0), 5, 5);
-        record_write(&memory, version(2, 0), 5);
-        let shard = shard_of(memory.hash(&5));
-        let (done, finished) = std::sync::mpsc::channel();
-        std::thread::scope(|scope| {
-            // The writer's lock held: a validation that went to the map would wait on it.
-            let guard = memory.shards[shard].write();
-            scope.spawn(|| done.send(memory.validate_read_set(1)).unwrap());
-            let answer = finished.recv_timeout(std::time::Duration::from_secs(5));
-            drop(guard);
-            assert_eq!(
-                answer,
-                Ok(true),
-                "the validation waited for the shard's lock"
-            );
-        });
-        record_write(&memory, version(0, 0), 5);
-        assert!(!memory.validate_read_set(1), "a lower write went unseen");
-        assert!(memory.validate_read_set(2), "transaction 2 read nothing");
     }
 
     /// The threshold is the block's option: at 0 every written key is hot from its first write.
