@@ -17,9 +17,9 @@ It prints, per build, the median execution times, the medians of the per-round r
 sequential / Block-STM (`r1`, `r2`: within one build, so free of any bias between builds),
 and the median per-round time of each executor against the first build's.
 
-Cross-build time ratios carry a bias of a few percent even between two copies of the same
-build (seen 0.95-1.03 for identical code), so a change is judged by `r1`/`r2` and by
-repeating the run with the builds' order swapped, not by one time ratio.
+Cross-build time ratios carry a bias of a few percent (the sequential executor's, whose code
+two builds shared, came out 0.95-1.03), so a change is judged by `r1`/`r2` and by repeating the
+run with the builds' order swapped, not by one time ratio.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Callable
 
 # Each copy of the extension brings its own allocator, whose thread-locals live in the static
 # TLS block; the loader's default reserve holds one copy, not several.
@@ -46,7 +46,6 @@ EXECUTORS = ("seq", "p1", "p2")
 class Build:
     name: str
     source: Path
-    run: Any = None
     times: dict[str, list[float]] = field(default_factory=lambda: {e: [] for e in EXECUTORS})
 
 
@@ -67,9 +66,14 @@ def load(build: Build, root: Path) -> ModuleType:
     return importlib.import_module(build.name)
 
 
-def prepare(build: Build, package: ModuleType, workload: str, txs: int, conflict: int) -> None:
-    workloads = importlib.import_module(f"{build.name}.workloads")
-    block = getattr(workloads, workload)(txs, conflict)
+def runner(
+    build: Build, package: ModuleType, workload: str, txs: int, conflict: int
+) -> Callable[[], None]:
+    """One round of `build` on its own copy of the block: each executor once, timed and checked."""
+    generators = importlib.import_module(f"{build.name}.workloads").WORKLOADS
+    if workload not in generators:
+        sys.exit(f"compare_builds: no workload {workload!r} (known: {', '.join(generators)})")
+    block = generators[workload](txs, conflict)
     reference = package.Engine(threads=1)
     prepared = reference.prepare(block.block_env, block.transactions)
     engines = {n: package.Engine(threads=n, sequential_rule=False) for n in (1, 2)}
@@ -87,7 +91,7 @@ def prepare(build: Build, package: ModuleType, workload: str, txs: int, conflict
                 sys.exit(f"compare_builds: {build.name} ({build.source}): {executor} diverged")
             build.times[executor].append(result.execution_ns / 1e6)
 
-    build.run = run
+    return run
 
 
 def report(builds: list[Build], workload: str, conflict: int) -> None:
@@ -95,8 +99,7 @@ def report(builds: list[Build], workload: str, conflict: int) -> None:
     first = builds[0]
     for build in builds:
         t = build.times
-        r1 = median(s / p for s, p in zip(t["seq"], t["p1"]))
-        r2 = median(s / p for s, p in zip(t["seq"], t["p2"]))
+        r1, r2 = (median(s / p for s, p in zip(t["seq"], t[e])) for e in ("p1", "p2"))
         against = " ".join(
             f"{e} {median(b / a for a, b in zip(first.times[e], t[e])):.3f}" for e in EXECUTORS
         )
@@ -115,16 +118,18 @@ def compare(args: argparse.Namespace) -> None:
     builds = [Build(f"build{i}", Path(p).resolve()) for i, p in enumerate(args.builds)]
     with tempfile.TemporaryDirectory(prefix="parex-builds-") as root:
         sys.path.insert(0, root)
-        for build in builds:
-            prepare(build, load(build, Path(root)), args.workload, args.txs, args.conflict)
-        for build in builds:  # warm-up, not counted
-            build.run()
+        runs = [
+            (build, runner(build, load(build, Path(root)), args.workload, args.txs, args.conflict))
+            for build in builds
+        ]
+        for build, run in runs:  # warm-up, not counted
+            run()
             for times in build.times.values():
                 times.clear()
         for round_ in range(args.rounds):
-            turn = round_ % len(builds)
-            for build in builds[turn:] + builds[:turn]:
-                build.run()
+            turn = round_ % len(runs)
+            for _, run in runs[turn:] + runs[:turn]:
+                run()
     report(builds, args.workload, args.conflict)
 
 
@@ -137,7 +142,7 @@ def main() -> None:
     running.add_argument(
         "builds", nargs="+", help="parex package folders (python/parex, saved ones)"
     )
-    running.add_argument("--workload", default="erc20", choices=("transfer", "erc20", "amm"))
+    running.add_argument("--workload", default="erc20", help="a parex bench workload")
     running.add_argument("--conflict", type=int, default=0)
     running.add_argument("--txs", type=int, default=10_000)
     running.add_argument("--rounds", type=int, default=40)

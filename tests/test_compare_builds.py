@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from shared_fixtures import ROOT
+
 SCRIPT = ROOT / "benches" / "compare_builds.py"
 
 
